@@ -49,6 +49,9 @@ class RunConfig:
     """Step names (e.g. r0/responses) to recompute even if cached."""
     dry_run: bool = False
     """Print the plan (run / cached / blocked, with directories) and exit."""
+    gate_margin: float = 0.05
+    """Rounds stop when a round's HumanEval+ or MBPP+ pass@1 (plus tests) falls more than this below the
+    model it started from."""
 
     def __post_init__(self) -> None:
         _choice(self.until, STAGES, "run.until")
@@ -168,7 +171,11 @@ class JudgeConfig(StageConfig):
 class GenerateConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
-    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(prompt="judge.txt"))
+    judge: JudgeConfig = field(
+        default_factory=lambda: JudgeConfig(
+            prompt="judge.txt", sampling=SamplingConfig(temperature=0.0, max_tokens=8)  # greedy Yes/No (METHOD 1.3)
+        )
+    )
     concepts: StageConfig = field(default_factory=lambda: StageConfig(prompt="concepts.txt"))
     instructions: StageConfig = field(default_factory=lambda: StageConfig(prompt="instructions.txt"))
     responses: StageConfig = field(default_factory=lambda: StageConfig(prompt="responses.txt", num_fewshots=1))
@@ -184,6 +191,16 @@ class SandboxConfig:
     max_output_bytes: int = 65536
     min_tier: str = "C"
     """Refuse to run below this isolation tier: A (namespaces) > B (landlock+seccomp) > C (limits only)."""
+    disk_mb: int = 256
+    """Aggregate disk quota of a worker's scratch space (size-capped tmpfs in tier A, polled otherwise)."""
+    max_file_mb: int = 16
+    """Largest file a program may write (RLIMIT_FSIZE)."""
+    max_open_files: int = 64
+    """RLIMIT_NOFILE per program."""
+    rerun_timeouts: int = 1
+    """Re-runs of a timed-out program before the timeout verdict is final (load spikes are not verdicts)."""
+    infra_retries: int = 2
+    """Retries of a program whose run failed in the sandbox itself (never counted as the sample failing)."""
     workers: int = runtime(0)
     """Warm workers; 0 = one per core."""
 
@@ -260,6 +277,14 @@ class EvalConfig:
     """Also evaluate the base model, so base and tuned sit side by side."""
     min_time_limit: float = 1.0
     gt_time_limit_factor: float = 4.0
+    top_p: float = 1.0
+    """Nucleus sampling for n_samples > 1 at temperature > 0 (EvalPlus's pass@k runs use 0.95)."""
+    max_memory_gb: float = 4.0
+    """Address-space cap per tested program (EvalPlus's default 4 GiB); <= 0 disables it."""
+    prefix_prompt: bool = False
+    """Instruct models: start the answer with the HumanEval signature, so the model writes only the body."""
+    workers: int = runtime(0)
+    """Processes that run tests; 0 = one per core."""
 
     def __post_init__(self) -> None:
         for b in self.benchmarks:
@@ -279,6 +304,13 @@ class LauncherConfig:
     cpus_per_task: int = runtime(16)
     num_shards: int = runtime(1)
     """Shards per generation/execution step."""
+    cluster: str = runtime("slurm")
+    """submitit cluster for launcher=slurm: slurm, or local (real subprocess jobs, for tests)."""
+    max_retries: int = runtime(2)
+    """Resubmissions of a failed shard before the step fails."""
+
+    def __post_init__(self) -> None:
+        _choice(self.name, ("local", "slurm"), "launcher.name")
 
 
 @dataclass
@@ -309,7 +341,7 @@ class Config:
 def to_config(composed: DictConfig | dict[str, Any]) -> Config:
     """Validate a composed config into the typed schema; errors name the offending key."""
     raw = OmegaConf.create(composed) if isinstance(composed, dict) else composed
-    raw = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]) if "hydra" in raw else raw
+    raw = OmegaConf.masked_copy(raw, [str(k) for k in raw if k != "hydra"]) if "hydra" in raw else raw
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
         cfg = OmegaConf.to_object(merged)

@@ -6,6 +6,7 @@ Hydra composes the YAML tree, :func:`sca.config.to_config` validates it into typ
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -18,9 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sca.config import Config, ConfigError, to_config
-from sca.pipeline import build_pipeline, describe, torchrun_args
+from sca.pipeline import build_pipeline, describe, eval_gate, split_rounds
 from sca.progress import console, table
-from sca.step import StepLocked, check_force, plan_status, run_plan
+from sca.step import Step, StepLocked, check_force, plan_status, run_plan
 
 log = logging.getLogger("sca")
 ConfigStore.instance().store(name="schema", node=Config)
@@ -36,6 +37,7 @@ def print_plan(cfg: Config) -> None:
 def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None) -> dict[str, dict[str, float]]:
     """Run the experiment; returns each step's stats."""
     from sca.io import write_json
+    from sca.launch import make_launcher
     from sca.report import write_report
     from sca.tracking import open_tracker
 
@@ -52,20 +54,38 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
     config_dict = describe(cfg)
     write_json(run_dir / "config.json", config_dict)
     tracker = open_tracker(cfg, config_dict, name=f"{cfg.run.name}-{run_dir.name}")
+    results: dict[str, dict[str, float]] = {}
+    ran: list[Step] = []
     try:
-        results = run_plan(
-            steps,
-            store,
-            tracker,
-            force=cfg.run.force,
-            meta={"overrides": list(overrides), "command": command, "run_dir": str(run_dir)},
-            torchrun_args=torchrun_args(cfg),
-        )
-        write_report(cfg, steps, store, results, run_dir, tracker)
+        for chunk in split_rounds(steps):
+            if not gate_open(cfg, ran, store):
+                break
+            results |= run_plan(
+                chunk,
+                store,
+                tracker,
+                force=[f for f in cfg.run.force if f in {s.name for s in chunk}],
+                meta={"overrides": list(overrides), "command": command, "run_dir": str(run_dir)},
+                launcher=make_launcher(cfg),
+            )
+            ran += chunk
+        write_report(cfg, ran, store, results, run_dir, tracker)
     finally:
         if tracker is not None:
             tracker.finish()
     return results
+
+
+def gate_open(cfg: Config, ran: list[Step], store: Path) -> bool:
+    """Whether the next round may start: the last round's eval did not fall below the model before it."""
+    evals = [s for s in ran if s.stage == "eval" and (s.out_dir(store) / "scores.json").exists()]
+    if len(evals) < 2:
+        return True
+    before, after = (json.loads((s.out_dir(store) / "scores.json").read_text()) for s in evals[-2:])
+    drops = eval_gate(before, after, cfg.run.gate_margin)
+    if drops:
+        log.warning("eval gate: stopping before the next round (%s > margin %.3f)", "; ".join(drops), cfg.run.gate_margin)
+    return not drops
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -7,8 +7,8 @@ seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executi
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
@@ -65,6 +65,10 @@ def build_pipeline(cfg: Config) -> list[Step]:
 
     def llm(model: dict[str, Any]) -> dict[str, Any]:
         return {"backend": g.backend.name, "model": model}
+
+    def trained(train: Step) -> dict[str, Any]:
+        # The trained checkpoint carries the experiment's chat template, so it is prompted the same way.
+        return {"from_step": train.name, "key": train.key, "chat": cfg.model.chat, "max_model_len": cfg.model.max_model_len}
 
     def stage(conf: StageConfig) -> dict[str, Any]:
         return {"stage": hash_view(conf), "prompt_file": conf.prompt}
@@ -174,13 +178,13 @@ def build_pipeline(cfg: Config) -> list[Step]:
         evaluation = Step(
             f"r{r}/eval",
             "sca.eval.evalplus:run",
-            {"eval": hash_view(cfg.eval), "llm": llm({"from_step": train.name, "key": train.key}), "seed": seed},
+            {"eval": hash_view(cfg.eval), "llm": llm(trained(train)), "seed": seed},
             {"model": train},
             runtime={**backend_rt, **benchmark_paths(cfg)},
             where="subprocess",
         )
         plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]
-        model = {"from_step": train.name, "key": train.key}
+        model = trained(train)
         model_dep = {"model": train}
     return truncate(plan, cfg.run.until)
 
@@ -193,24 +197,26 @@ def truncate(plan: list[Step], until: str) -> list[Step]:
     return [s for s in plan if s.stage in allowed]
 
 
-def torchrun_args(cfg: Config) -> list[str]:
-    """Local torchrun: every GPU this machine sees (CPU: one process)."""
-    n = cfg.launcher.gpus_per_node
-    if n < 0:
-        n = _visible_gpus() or 1
-    return ["--standalone", f"--nproc_per_node={n}"]
+def split_rounds(plan: list[Step]) -> list[list[Step]]:
+    """The plan as consecutive chunks: what precedes round 0 (seeds, base eval) joins round 0."""
+    chunks: list[list[Step]] = [[]]
+    for step in plan:
+        prefix = step.name.split("/")[0]
+        if prefix.startswith("r") and prefix[1:].isdigit() and int(prefix[1:]) >= len(chunks):
+            chunks.append([])
+        chunks[-1].append(step)
+    return chunks
 
 
-def _visible_gpus() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip()])
-    try:
-        import torch
-
-        return int(torch.cuda.device_count())
-    except ImportError:
-        return 0
+def eval_gate(before: Mapping[str, Any], after: Mapping[str, Any], margin: float) -> list[str]:
+    """Benchmarks whose plus-test pass@1 fell by more than ``margin`` (the scores.json of two eval steps)."""
+    drops = []
+    for bench, scores in after.items():
+        old = before.get(bench, {}).get("pass@1_plus")
+        new = scores.get("pass@1_plus")
+        if old is not None and new is not None and old - new > margin:
+            drops.append(f"{bench}: pass@1+ {old:.3f} -> {new:.3f}")
+    return drops
 
 
 def describe(cfg: Config) -> dict[str, Any]:

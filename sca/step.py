@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -177,30 +176,11 @@ def run_shard(out: Path, shard: int = 0) -> None:
         write_json(done_marker(out, shard), counters)
 
 
-def _launch(step: Step, out: Path, shard: int, torchrun_args: Sequence[str]) -> None:
-    if step.where == "inline":
-        run_shard(out, shard)
-        return
-    entry = ["-m", "sca.step", str(out), "--shard", str(shard)]
-    if step.where == "subprocess":
-        cmd = [sys.executable, *entry]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, *entry]
-    log.info("launch: %s", " ".join(cmd))
-    proc = subprocess.run(cmd)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"step {step.name} failed in a child process (exit {proc.returncode}); its log is above. "
-            f"Finished records in {out} are kept: re-run the same command to resume."
-        )
+class Launcher(Protocol):
+    def run(self, step: Step, out: Path, shards: Sequence[int]) -> None: ...
 
 
-def execute(
-    step: Step,
-    store: Path,
-    meta: Mapping[str, Any],
-    torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1"),
-) -> dict[str, float]:
+def execute(step: Step, store: Path, meta: Mapping[str, Any], launcher: Launcher | None = None) -> dict[str, float]:
     """Run one step (all its shards) and seal it with stats.json and _SUCCESS."""
     out = step.out_dir(store)
     started = time.time()
@@ -221,9 +201,13 @@ def execute(
             **meta,
         }
         write_json(out / "spec.json", spec)
-        for shard in range(step.num_shards):
-            if not done_marker(out, shard).exists():
-                _launch(step, out, shard, torchrun_args)
+        pending = [shard for shard in range(step.num_shards) if not done_marker(out, shard).exists()]
+        if pending:
+            if launcher is None:
+                from sca.launch import LocalLauncher
+
+                launcher = LocalLauncher()
+            launcher.run(step, out, pending)
         stats: Counter[str] = Counter()
         for shard in range(step.num_shards):
             stats.update(json.loads(done_marker(out, shard).read_text()))
@@ -267,7 +251,7 @@ def run_plan(
     tracker: Tracker | None = None,
     force: Sequence[str] = (),
     meta: Mapping[str, Any] | None = None,
-    torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1"),
+    launcher: Launcher | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run the plan in order, skipping finished steps. Returns each step's stats."""
     forced = check_force(steps, force)
@@ -282,7 +266,7 @@ def run_plan(
                 log.info("force          %-24s removing %s", step.name, out)
                 shutil.rmtree(out)
             log.info("run            %-24s %s", step.name, out)
-            stats = execute(step, store, meta or {}, torchrun_args)
+            stats = execute(step, store, meta or {}, launcher)
         results[step.name] = {**stats, "cached": int(status == "cached")}
         if tracker is not None:
             tracker.step_finished(step, out, stats, cached=status == "cached")

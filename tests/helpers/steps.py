@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -16,6 +17,11 @@ def numbers(ctx: StepContext) -> dict[str, float]:
     calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
     journal = ctx.journal()
     crash_after = int(ctx.runtime.get("crash_after", -1))
+    die_once = ctx.runtime.get("die_once_shard")
+    marker = Path(str(ctx.runtime["calls_file"]) + ".died")
+    if die_once is not None and ctx.shard == int(die_once) and not marker.exists():
+        marker.write_text("")
+        os.kill(os.getpid(), signal.SIGKILL)  # a shard killed from outside (OOM killer, preemption)
     ids = [make_id("input", str(i)) for i in range(int(ctx.params["n"]))]
     todo = [i for i in ids if i not in journal.done and ctx.mine(i)]
     for committed, start in enumerate(range(0, len(todo), 3), 1):

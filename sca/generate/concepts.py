@@ -1,0 +1,39 @@
+"""S->C: a seed function -> the programming concepts it exercises (few-shot, one sample per seed).
+
+params: {"llm", "stage" (hash view of the StageConfig), "prompt_file", "seed"}; inputs: {"seeds"}.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+
+from sca.generate.backend import Completion
+from sca.generate.fewshot import load_examples, sample
+from sca.generate.prompting import each_sample, parse_concepts, run_stage, stage_template, unique_by_id
+from sca.records import Concepts, Seed, make_id
+from sca.step import StepContext
+
+STAGE = "concepts"
+
+
+def run(ctx: StepContext) -> dict[str, float]:
+    examples = load_examples(stage_template(ctx.params).examples)
+    k = int(ctx.params["stage"]["num_fewshots"])
+    shots_of = [e.fields() for e in examples]
+
+    def prepare(seed: Seed, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
+        return {"seed": seed.code.strip()}, sample(shots_of, k, rng)
+
+    def collect(
+        seed: Seed, fields: Mapping[str, str], completions: list[Completion]
+    ) -> tuple[list[Concepts], Counter[str]]:
+        def parse(_: int, text: str) -> Concepts:
+            concepts = parse_concepts(text)
+            return Concepts(id=make_id(seed.id, *concepts), parent_id=seed.id, concepts=concepts)
+
+        parsed, counts = each_sample(completions, parse)
+        return unique_by_id(parsed, counts), counts
+
+    return run_stage(ctx, STAGE, ctx.read("seeds", Seed), prepare, collect)

@@ -1,0 +1,157 @@
+"""Where a step's shards run: on this machine, or as SLURM jobs through submitit.
+
+Local: ``inline`` steps run in this process, ``subprocess`` steps as ``python -m sca.step`` (GPU memory
+is freed between stages and a crashed engine cannot take the orchestrator down), ``torchrun`` steps
+under torchrun with every GPU this machine sees.
+
+SLURM (``launcher=slurm``): each pending shard is one task of a job array, training is one multi-node
+job whose tasks each start torchrun with a c10d rendezvous on the first node. Failed shards are retried
+up to ``max_retries`` times; a shard that finished (its ``_DONE`` marker exists) is never redone. The
+orchestrator only waits and merges, so it can run on a login node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sca.config import Config
+from sca.step import Launcher, Step, done_marker, run_shard
+
+log = logging.getLogger(__name__)
+RDZV_PORT = 29500
+
+
+def _check(step: Step, out: Path, returncode: int) -> None:
+    if returncode != 0:
+        raise RuntimeError(
+            f"step {step.name} failed in a child process (exit {returncode}); its log is above. "
+            f"Finished records in {out} are kept: re-run the same command to resume."
+        )
+
+
+@dataclass(frozen=True)
+class LocalLauncher:
+    torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1")
+
+    def run(self, step: Step, out: Path, shards: Sequence[int]) -> None:
+        for shard in shards:
+            if step.where == "inline":
+                run_shard(out, shard)
+                continue
+            entry = ["-m", "sca.step", str(out), "--shard", str(shard)]
+            if step.where == "subprocess":
+                cmd = [sys.executable, *entry]
+            else:
+                cmd = [sys.executable, "-m", "torch.distributed.run", *self.torchrun_args, *entry]
+            log.info("launch: %s", " ".join(cmd))
+            _check(step, out, subprocess.run(cmd).returncode)
+
+
+def _shard_job(out: str, shard: int) -> None:
+    """Body of one SLURM array task (runs on the compute node)."""
+    run_shard(Path(out), shard)
+
+
+def _torchrun_job(out: str, nproc_per_node: int) -> None:
+    """Body of one task per node of a multi-node training job: torchrun with a c10d rendezvous."""
+    import submitit
+
+    env = submitit.JobEnvironment()
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run",
+        f"--nnodes={env.num_nodes}", f"--nproc_per_node={nproc_per_node}", f"--node_rank={env.node}",
+        "--rdzv_backend=c10d", f"--rdzv_endpoint={env.hostnames[0]}:{RDZV_PORT}", f"--rdzv_id={env.job_id}",
+        "-m", "sca.step", out, "--shard", "0",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+
+
+@dataclass(frozen=True)
+class SubmititLauncher:
+    """SLURM through submitit; ``cluster="local"`` runs the same jobs as local subprocesses (tests)."""
+
+    folder: Path
+    cluster: str = "slurm"
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = 240
+    cpus_per_task: int = 16
+    gpus_per_node: int = 8
+    nnodes: int = 1
+    max_retries: int = 2
+
+    def _executor(self, step: Step, nodes: int, gpus: int) -> Any:
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        params: dict[str, Any] = {"timeout_min": self.time_min, "name": f"sca-{step.name.replace('/', '-')}"}
+        if self.cluster == "slurm":
+            params |= {"nodes": nodes, "tasks_per_node": 1, "cpus_per_task": self.cpus_per_task, "gpus_per_node": gpus}
+            extra = {k: v for k, v in (("partition", self.partition), ("account", self.account)) if v}
+            params |= {f"slurm_{k}": v for k, v in extra.items()}
+        executor.update_parameters(**params)
+        return executor
+
+    def run(self, step: Step, out: Path, shards: Sequence[int]) -> None:
+        if step.where == "torchrun":
+            job = self._executor(step, self.nnodes, self.gpus_per_node).submit(
+                _torchrun_job, str(out), self.gpus_per_node
+            )
+            log.info("submitted %s as job %s (%d nodes)", step.name, job.job_id, self.nnodes)
+            job.results()
+            return
+        # Generation shards want one GPU each; CPU steps (execution, curation) none.
+        gpus = 1 if step.where == "subprocess" else 0
+        pending = list(shards)
+        for attempt in range(self.max_retries + 1):
+            executor = self._executor(step, 1, gpus)
+            jobs = executor.map_array(_shard_job, [str(out)] * len(pending), pending)
+            log.info("submitted %s: %d shard(s), attempt %d", step.name, len(pending), attempt + 1)
+            failed = []
+            for shard, job in zip(pending, jobs, strict=True):
+                try:
+                    job.result()
+                except Exception as e:  # noqa: BLE001 - a failed shard is retried, its error logged
+                    log.warning("%s shard %d failed (job %s): %s", step.name, shard, job.job_id, e)
+                    failed.append(shard)
+            pending = [s for s in failed if not done_marker(out, s).exists()]
+            if not pending:
+                return
+        raise RuntimeError(
+            f"step {step.name}: shards {pending} still failing after {self.max_retries} retries; "
+            f"logs in {self.folder}. Finished shards are kept: re-run to retry only these."
+        )
+
+
+def visible_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    import torch
+
+    return int(torch.cuda.device_count())
+
+
+def make_launcher(cfg: Config) -> Launcher:
+    lc = cfg.launcher
+    if lc.name == "slurm":
+        return SubmititLauncher(
+            folder=Path(cfg.paths.root) / "submitit",
+            cluster=lc.cluster,
+            partition=lc.partition,
+            account=lc.account,
+            time_min=lc.time_min,
+            cpus_per_task=lc.cpus_per_task,
+            gpus_per_node=max(lc.gpus_per_node, 1),
+            nnodes=lc.nnodes,
+            max_retries=lc.max_retries,
+        )
+    gpus = lc.gpus_per_node if lc.gpus_per_node >= 0 else visible_gpus()
+    return LocalLauncher(("--standalone", f"--nproc_per_node={max(gpus, 1)}"))

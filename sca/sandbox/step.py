@@ -1,0 +1,99 @@
+"""The ``execute`` step: every response's solution run with its own tests, one Execution record each.
+
+params  {"sandbox": <hash view of SandboxConfig>}    runtime {"workers": int, "batch_size": int}
+inputs  {"responses": <step dir of Response records>}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from sca.config import ConfigError, SandboxConfig
+from sca.progress import bar, print_counters
+from sca.records import Execution, Response, make_id
+from sca.sandbox.supervisor import Sandbox, iter_chunks
+from sca.sandbox.verdicts import Outcome
+from sca.step import StepContext
+
+DEFAULT_BATCH = 64
+
+
+def sandbox_config(params: Mapping[str, Any], runtime: Mapping[str, Any]) -> SandboxConfig:
+    raw = dict(params.get("sandbox") or {})
+    known = {f.name for f in dataclasses.fields(SandboxConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"params.sandbox has unknown keys {unknown}; known: {sorted(known)}")
+    raw["workers"] = int(runtime.get("workers", raw.get("workers", 0)))
+    return SandboxConfig(**raw)
+
+
+def program_of(response: Response) -> str:
+    """The response's solution followed by its tests, as one script (tests run at module level)."""
+    return response.solution.rstrip() + "\n\n\n" + response.tests.strip() + "\n"
+
+
+def to_record(response: Response, outcome: Outcome) -> Execution:
+    return Execution(
+        id=make_id(response.id, "exec"),
+        parent_id=response.id,
+        verdict=outcome.verdict,
+        error_type=outcome.error_type,
+        duration_s=outcome.duration_s,
+        tier=outcome.tier,
+        detail=outcome.detail[-1000:],
+    )
+
+
+def run(ctx: StepContext) -> dict[str, float]:
+    config = sandbox_config(ctx.params, ctx.runtime)
+    batch_size = int(ctx.runtime.get("batch_size", DEFAULT_BATCH))
+    responses = [r for r in ctx.read("responses", Response) if ctx.mine(r.id)]
+    with ctx.journal() as journal:
+        todo = [r for r in responses if r.id not in journal.done]
+        progress = bar(len(responses), f"{ctx.name} (sandbox)", unit="prog", initial=len(responses) - len(todo))
+        lock = threading.Lock()
+
+        def tick() -> None:
+            with lock:
+                progress.update(1)
+
+        with Sandbox(config) as sandbox:
+            progress.set_postfix_str(f"tier {sandbox.tier}")
+            for batch in iter_chunks(todo, batch_size):
+                runnable = [r for r in batch if r.tests.strip()]
+                outcomes = dict(
+                    zip(
+                        (r.id for r in runnable),
+                        sandbox.run_filter([program_of(r) for r in runnable], tick),
+                        strict=True,
+                    )
+                )
+                records, done, infra = [], [], []
+                for r in batch:
+                    outcome = outcomes.get(r.id) or Outcome("no_tests", "", 0.0, sandbox.tier, "response has no tests")
+                    if r.id not in outcomes:
+                        tick()
+                    if outcome.verdict == "infra":
+                        infra.append(r.id)  # never recorded: a sandbox failure is not the sample's verdict
+                        continue
+                    records.append(to_record(r, outcome))
+                    done.append(r.id)
+                counts = Counter({"in": len(done), "out": len(records)})
+                counts.update(f"verdict_{rec.verdict}" for rec in records)
+                journal.commit(done, records, dict(counts))
+                if infra:
+                    progress.close()
+                    raise RuntimeError(
+                        f"{ctx.name}: the sandbox failed repeatedly on {len(infra)} response(s) (first: {infra[0]}); "
+                        "their verdicts were not recorded. Finished ones are kept: fix the sandbox (see the log) and "
+                        "re-run to resume."
+                    )
+        progress.close()
+        counters: dict[str, float] = dict(journal.counters)
+    print_counters(f"{ctx.name}: verdicts", counters)
+    return counters
