@@ -113,6 +113,8 @@ class SeedsConfig:
     dedup_num_perm: int = 128
     decontaminate: bool = True
     """Drop seeds that contain HumanEval/MBPP prompts or solutions."""
+    decontam_ngram: int = 10
+    """Word n-gram length for overlap decontamination of seeds; 0 = exact substring only."""
     limit: int = 0
     """Keep at most this many seeds after filtering (a seeded sample); 0 = all."""
     typecheck_batch_size: int = runtime(250)
@@ -173,7 +175,8 @@ class GenerateConfig:
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     judge: JudgeConfig = field(
         default_factory=lambda: JudgeConfig(
-            prompt="judge.txt", sampling=SamplingConfig(temperature=0.0, max_tokens=8)  # greedy Yes/No (METHOD 1.3)
+            prompt="judge.txt",
+            sampling=SamplingConfig(temperature=0.0, max_tokens=8),  # greedy Yes/No (METHOD 1.3)
         )
     )
     concepts: StageConfig = field(default_factory=lambda: StageConfig(prompt="concepts.txt"))

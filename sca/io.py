@@ -101,13 +101,17 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: corrupt JSON line ({e}); delete the step directory to redo it") from e
+                raise ValueError(
+                    f"{path}:{lineno}: corrupt JSON line ({e}); delete the step directory to redo it"
+                ) from e
 
 
 def read_records(step_dir: Path, cls: type[R]) -> list[R]:
     """Records of a finished step, in id order. Refuses a step that has not finished."""
     if not (step_dir / SUCCESS).exists():
-        raise FileNotFoundError(f"{step_dir} has no {SUCCESS}: the step did not finish; re-run the pipeline to resume it")
+        raise FileNotFoundError(
+            f"{step_dir} has no {SUCCESS}: the step did not finish; re-run the pipeline to resume it"
+        )
     return list(iter_records(step_dir / MERGED, cls))
 
 

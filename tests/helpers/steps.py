@@ -32,7 +32,9 @@ def numbers(ctx: StepContext) -> dict[str, float]:
                 for b in batch
                 if int(b, 16) % 5  # drop some: dropped inputs must count as done too
             ]
-            journal.commit(batch, records, {"in": len(batch), "out": len(records), "dropped_mod5": len(batch) - len(records)})
+            journal.commit(
+                batch, records, {"in": len(batch), "out": len(records), "dropped_mod5": len(batch) - len(records)}
+            )
             if committed == crash_after:
                 raise RuntimeError("planned crash")
             time.sleep(float(ctx.runtime.get("sleep", 0)))
