@@ -107,3 +107,20 @@ def from_dict(cls: type[R], data: dict[str, Any], where: str = "") -> R:
             "was this file written by another version of sca or by another step?"
         )
     return cls(**data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalSample:
+    """One generated solution to a benchmark task and EvalPlus's verdicts on it (eval step)."""
+
+    id: str
+    parent_id: str  # "" (benchmark tasks are roots)
+    benchmark: str  # humaneval | mbpp
+    task_id: str  # HumanEval/0, Mbpp/2, ...
+    sample: int  # index among the n samples drawn for the task
+    prompt: str  # the user message (instruct models) or the raw prompt (base models)
+    completion: str  # what the model wrote after the prompt and response prefix
+    solution: str  # the program that was tested (extracted code + the prompt's imports)
+    finish_reason: str = ""  # stop | length (truncated)
+    base_verdict: str = ""  # pass | fail | timeout on the base tests; "" before scoring
+    plus_verdict: str = ""  # the same on the extra tests (EvalPlus's plus pass = base and plus pass)

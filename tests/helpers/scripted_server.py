@@ -14,6 +14,7 @@ import json
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -61,6 +62,7 @@ def answer(prompt: str, seed: int) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     model = "scripted"
+    delay_s = 0.0  # per completion: makes a stage slow enough to be killed half-way
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -78,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay_s)
         text = answer(body["prompt"], int(body.get("seed") or 0))
         self._send(
             {
@@ -87,8 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
-def serve(port: int, model: str) -> ThreadingHTTPServer:
-    handler = type("ScriptedHandler", (Handler,), {"model": model})
+def serve(port: int, model: str, delay_s: float = 0.0) -> ThreadingHTTPServer:
+    handler = type("ScriptedHandler", (Handler,), {"model": model, "delay_s": delay_s})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

@@ -1,0 +1,1 @@
+"""Backend implementations; the contract and the name -> factory dict live in sca.generate.backend."""

