@@ -265,6 +265,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice(self.method, ("lora", "full"), "train.method")
+        if self.method == "lora" and not self.merge_lora:
+            raise ConfigError(
+                "train.merge_lora=false leaves only an adapter, which evaluation and the next round cannot load "
+                "as a model; keep train.merge_lora=true (the adapter is saved beside the merged model anyway)"
+            )
 
 
 @dataclass
@@ -372,6 +377,10 @@ def hash_view(obj: Any) -> Any:
             value = getattr(obj, f.name)
             if f.name == "prompt" and isinstance(value, str):
                 value = "sha256:" + hashlib.sha256(prompt_path(value).read_bytes()).hexdigest()
+            if f.name == "chat_template" and value:  # its content, not only its name, shapes every prompt
+                from sca.models import chat_template_path
+
+                view["chat_template_sha256"] = hashlib.sha256(chat_template_path(value).read_bytes()).hexdigest()
             view[f.name] = hash_view(value)
         return view
     if isinstance(obj, list | tuple):

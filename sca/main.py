@@ -30,9 +30,8 @@ ConfigStore.instance().store(name="schema", node=Config)
 def print_plan(cfg: Config) -> None:
     steps = build_pipeline(cfg)
     store = Path(cfg.paths.store)
-    rows = [
-        (s.name, status, s.where, str(s.out_dir(store))) for s, status in plan_status(steps, store, set(cfg.run.force))
-    ]
+    forced = check_force(steps, cfg.run.force)
+    rows = [(s.name, status, s.where, str(s.out_dir(store))) for s, status in plan_status(steps, store, forced)]
     console.print(table(f"plan: {cfg.run.name} (dry run)", ["step", "status", "where", "directory"], rows))
 
 
@@ -44,7 +43,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
     from sca.tracking import open_tracker
 
     steps = build_pipeline(cfg)
-    check_force(steps, cfg.run.force)
+    forced = check_force(steps, cfg.run.force)
     if cfg.run.dry_run:
         print_plan(cfg)
         return {}
@@ -66,7 +65,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
                 chunk,
                 store,
                 tracker,
-                force=[f for f in cfg.run.force if f in {s.name for s in chunk}],
+                force=[s.name for s in chunk if s.name in forced],
                 meta={"overrides": list(overrides), "command": command, "run_dir": str(run_dir)},
                 launcher=make_launcher(cfg),
             )

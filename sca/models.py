@@ -84,13 +84,26 @@ def ensure_embedded_smollm2(cache: Path) -> Path:
     return target
 
 
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def chat_template_path(name: str) -> Path:
+    """A chat template file: a path, or a file name in sca/templates/ (instruct.jinja, chatml.jinja)."""
+    for candidate in (Path(name).expanduser(), TEMPLATES_DIR / name):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"model.chat_template={name!r}: no such file (nor {TEMPLATES_DIR / name}); give a path to a Jinja file"
+    )
+
+
 def load_tokenizer(path: str, chat_template: str | None = None) -> Any:
     """The tokenizer, with the experiment's chat template if one is configured (the one template contract)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if chat_template:
-        tokenizer.chat_template = Path(chat_template).read_text()
+        tokenizer.chat_template = chat_template_path(chat_template).read_text()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
+from sca.eval.data import RELEASES
 from sca.step import Step
-
-RELEASES = {"humaneval": "HumanEvalPlus-v0.1.10", "mbpp": "MbppPlus-v0.2.0"}
 
 
 def benchmark_file(cfg: Config, benchmark: str) -> str:
@@ -29,18 +28,24 @@ def benchmark_file(cfg: Config, benchmark: str) -> str:
         return str(Path(explicit).resolve())
     if not cfg.paths.data:
         return ""
+    release = "-".join(RELEASES[benchmark])
     for suffix in (".jsonl.gz", ".jsonl"):
-        candidate = Path(cfg.paths.data) / (RELEASES[benchmark] + suffix)
+        candidate = Path(cfg.paths.data) / (release + suffix)
         if candidate.exists():
             return str(candidate.resolve())
     raise FileNotFoundError(
-        f"paths.data={cfg.paths.data} holds no {RELEASES[benchmark]}.jsonl(.gz); put the release file there, "
+        f"paths.data={cfg.paths.data} holds no {release}.jsonl(.gz); put the release file there, "
         f"set paths.{benchmark}=FILE, or unset SCA_DATA/paths.data to let evalplus download it"
     )
 
 
 def benchmark_paths(cfg: Config) -> dict[str, str]:
-    return {"humaneval_path": benchmark_file(cfg, "humaneval"), "mbpp_path": benchmark_file(cfg, "mbpp")}
+    """Benchmark files (and the cache evalplus releases are downloaded into when there are none)."""
+    return {
+        "humaneval_path": benchmark_file(cfg, "humaneval"),
+        "mbpp_path": benchmark_file(cfg, "mbpp"),
+        "cache": cfg.paths.cache,
+    }
 
 
 def wandb_runtime(cfg: Config, name: str) -> dict[str, Any]:
@@ -66,11 +71,12 @@ def build_pipeline(cfg: Config) -> list[Step]:
         return {"backend": g.backend.name, "model": model}
 
     def trained(train: Step) -> dict[str, Any]:
-        # The trained checkpoint carries the experiment's chat template, so it is prompted the same way.
+        # SFT trains on chat-templated text and saves that template with the model, so the tuned model is
+        # always prompted through it, even when the base model was prompted by raw completion.
         return {
             "from_step": train.name,
             "key": train.key,
-            "chat": cfg.model.chat,
+            "chat": True,
             "max_model_len": cfg.model.max_model_len,
         }
 
@@ -101,7 +107,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
                 "base/eval",
                 "sca.eval.evalplus:run",
                 {"eval": hash_view(cfg.eval), "llm": base_llm, "seed": seed},
-                runtime={**backend_rt, **benchmark_paths(cfg)},
+                runtime={**backend_rt, **benchmark_paths(cfg), **runtime_view(cfg.eval)},
                 where="subprocess",
             )
         )
@@ -170,7 +176,12 @@ def build_pipeline(cfg: Config) -> list[Step]:
             "sca.train.sft:run",
             # Every round fine-tunes the base model on its own round's data (the paper's setting);
             # the model that generated the data is what changes between rounds.
-            {"train": hash_view(cfg.train), "base": model_spec, "chat_template": cfg.model.chat_template, "seed": seed},
+            {
+                "train": hash_view(cfg.train),
+                "base": model_spec,  # holds the chat template's name and the sha256 of its content
+                "chat_template": cfg.model.chat_template,
+                "seed": seed,
+            },
             {"data": sft_data},
             runtime={
                 **runtime_view(cfg.train),
@@ -184,7 +195,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
             "sca.eval.evalplus:run",
             {"eval": hash_view(cfg.eval), "llm": llm(trained(train)), "seed": seed},
             {"model": train},
-            runtime={**backend_rt, **benchmark_paths(cfg)},
+            runtime={**backend_rt, **benchmark_paths(cfg), **runtime_view(cfg.eval)},
             where="subprocess",
         )
         plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]

@@ -62,10 +62,8 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
                 report.verdicts.append([step.name, kind, count, count / total])
             report.funnel.append([f"{step.name} (passed)", kinds.get("passed", 0)])
         if step.stage == "sft_data":
-            stages = [(k, int(_num(stats, k))) for k in stats if k.startswith("funnel_")]
-            # The funnel narrows monotonically, so ordering by count recovers the stage order.
-            for key, count in sorted(stages, key=lambda kv: -kv[1]):
-                report.funnel.append([f"{step.name} ({key.removeprefix('funnel_')})", count])
+            for stage in ("selected", "dedup", "decontam"):  # curation's own funnel, past execution
+                report.funnel.append([f"{step.name} (after {stage})", int(_num(stats, f"funnel_{stage}"))])
             report.funnel.append([f"{step.name} (SFT examples)", records])
         if step.stage == "train":
             report.losses[step.name] = _loss_history(out)

@@ -191,11 +191,17 @@ class Launcher(Protocol):
     def run(self, step: Step, out: Path, shards: Sequence[int]) -> None: ...
 
 
-def execute(step: Step, store: Path, meta: Mapping[str, Any], launcher: Launcher | None = None) -> dict[str, float]:
-    """Run one step (all its shards) and seal it with stats.json and _SUCCESS."""
+def execute(
+    step: Step, store: Path, meta: Mapping[str, Any], launcher: Launcher | None = None, fresh: bool = False
+) -> dict[str, float]:
+    """Run one step (all its shards) and seal it with stats.json and _SUCCESS; ``fresh`` discards old outputs."""
     out = step.out_dir(store)
     started = time.time()
     with step_lock(out):
+        if fresh:  # under the lock: never pull a directory from under another writer
+            for path in out.iterdir():
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
         spec = {
             "name": step.name,
             "fn": step.fn,
@@ -249,11 +255,16 @@ def plan_status(steps: Sequence[Step], store: Path, force: set[str]) -> list[tup
 
 
 def check_force(steps: Sequence[Step], force: Sequence[str]) -> set[str]:
+    """The forced steps and everything downstream of them (their inputs are about to change)."""
     names = {s.name for s in steps}
     unknown = sorted(set(force) - names)
     if unknown:
         raise ValueError(f"run.force names unknown steps {unknown}; steps in this plan: {sorted(names)}")
-    return set(force)
+    forced = set(force)
+    for step in steps:
+        if any(d.name in forced for d in step.deps.values()):
+            forced.add(step.name)
+    return forced
 
 
 def run_plan(
@@ -273,11 +284,8 @@ def run_plan(
             log.info("skip (cached)  %-24s %s", step.name, out)
             stats = json.loads((out / "stats.json").read_text())
         else:
-            if step.name in forced and out.exists():
-                log.info("force          %-24s removing %s", step.name, out)
-                shutil.rmtree(out)
             log.info("run            %-24s %s", step.name, out)
-            stats = execute(step, store, meta or {}, launcher)
+            stats = execute(step, store, meta or {}, launcher, fresh=step.name in forced)
         results[step.name] = {**stats, "cached": int(status == "cached")}
         if tracker is not None:
             tracker.step_finished(step, out, stats, cached=status == "cached")

@@ -146,3 +146,18 @@ def test_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
     for name in ("seeds", "r0/concepts", "r0/train", "r0/eval", "base/eval"):
         assert name in proc.stdout + proc.stderr
     assert not (tmp_path / "store").exists(), "a dry run writes nothing to the store"
+
+
+def test_chat_template_content_enters_the_keys(tmp_path: Path) -> None:
+    template = tmp_path / "t.jinja"
+    template.write_text("{{ messages[0]['content'] }}")
+    one = {s.name: s.key for s in build_pipeline(composed(f"paths.root={tmp_path}", f"model.chat_template={template}"))}
+    template.write_text("{{ messages[0]['content'] }}!")
+    two = {s.name: s.key for s in build_pipeline(composed(f"paths.root={tmp_path}", f"model.chat_template={template}"))}
+    assert one["seeds"] == two["seeds"]
+    assert one["r0/concepts"] != two["r0/concepts"] and one["r0/train"] != two["r0/train"]
+
+
+def test_missing_chat_template_is_named() -> None:
+    with pytest.raises(FileNotFoundError, match="model.chat_template='nope.jinja'"):
+        build_pipeline(composed("model.chat_template=nope.jinja"))

@@ -101,6 +101,9 @@ class ScriptedBackend:
         out = []
         for r in requests:
             stage = _stage_of(r)
+            if stage == "responses" and "<tests>" in r.prefix:  # a follow-up asking for the missing tests
+                out.append([Completion("f() == 1\n```\n", "stop", len(str(r.prompt)) // 4, 4)] * r.n)
+                continue
             completions = []
             for i in range(r.n):
                 text, reason = SCRIPTS[stage](query_of(r), i)
@@ -229,10 +232,14 @@ def test_three_stages_on_the_scripted_backend(tmp_path: Path, scripted: Callable
     c, i, r = (stats[f"r0/{s}"] for s in ("concepts", "instructions", "responses"))
     assert (c["in"], c["out"], c["dropped_empty"], c["dropped_truncated"]) == (7, 5, 1, 1)
     assert (i["in"], i["out"]) == (5, 5)
-    # 5 instructions x 4 samples: 5 good, 5 without tests, 5 cut, 5 with two blocks.
-    assert (r["in"], r["completions"], r["out"]) == (5, 20, 5)
-    assert (r["dropped_no_tests"], r["dropped_truncated"], r["dropped_multiple_blocks"]) == (5, 5, 5)
-    assert r["records"] == 5 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+    # 5 instructions x 4 samples: 5 good, 5 that stopped before their tests (asked for them in a follow-up,
+    # then good), 5 cut inside their code, 5 with two blocks.
+    assert (r["in"], r["completions"], r["out"], r["follow_ups"]) == (5, 20, 10, 5)
+    assert (r.get("dropped_no_tests", 0), r["dropped_truncated"], r["dropped_multiple_blocks"]) == (0, 5, 5)
+    assert r["records"] == 10 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+    followed = [x for x in read_records(steps["responses"].out_dir(tmp_path), Response) if x.sample == 1]
+    assert len(followed) == 5 and all(x.tests == "assert f() == 1\n" for x in followed)
+    assert all("<tests>" not in x.text and x.text.rstrip().endswith("```") for x in followed)
 
     concepts = read_records(steps["concepts"].out_dir(tmp_path), Concepts)
     seeds = {s["id"]: s["name"] for s in SEEDS}
@@ -249,13 +256,15 @@ def test_three_stages_on_the_scripted_backend(tmp_path: Path, scripted: Callable
     responses = read_records(steps["responses"].out_dir(tmp_path), Response)
     assert {x.parent_id for x in responses} == {x.id for x in instructions}
     for resp in responses:
-        assert resp.sample == 0 and resp.tests == "assert f() == 1\n"
+        assert resp.sample in (0, 1) and resp.tests == "assert f() == 1\n"
         assert resp.solution.startswith("def f():") and "<tests>" not in resp.text and "assert" not in resp.text
-        assert resp.id == make_id(resp.parent_id, "0", resp.text)
+        assert resp.id == make_id(resp.parent_id, str(resp.sample), resp.text)
 
     requests = [req for call in ScriptedBackend.log for req in call]
     assert all(isinstance(req.prompt, list) == chat for req in requests)
-    assert {req.n for req in requests if _stage_of(req) == "responses"} == {4}
+    asked = [req for req in requests if _stage_of(req) == "responses"]
+    assert {req.n for req in asked if "<tests>" not in req.prefix} == {4}
+    assert {req.n for req in asked if "<tests>" in req.prefix} == {1}, "follow-ups continue one sample each"
     assert max(len(call) for call in ScriptedBackend.log) == 2  # runtime batch_size
 
 

@@ -125,12 +125,18 @@ def test_killed_process_resumes_with_the_same_output(tmp_path: Path) -> None:
     assert (out / "records.jsonl").read_text() == expected
 
 
-def test_force_recomputes_and_unknown_force_is_an_error(tmp_path: Path) -> None:
+def test_force_recomputes_downstream_too_and_unknown_force_is_an_error(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    steps = [numbers_step(tmp_path)]
-    run_plan(steps, store)
-    run_plan(steps, store, force=["numbers"])
+    numbers = numbers_step(tmp_path)
+    upper = Step("upper", "tests.helpers.steps:upper", {}, {"numbers": numbers})
+    steps = [numbers, upper]
+    first = run_plan(steps, store)
+    (numbers.out_dir(store) / "stale-file").write_text("from an older run")
+    again = run_plan(steps, store, force=["numbers"])
     assert calls(tmp_path) == 2
+    assert again["upper"]["cached"] == 0, "a step whose input was recomputed is recomputed"
+    assert again["numbers"]["records"] == first["numbers"]["records"]
+    assert not (numbers.out_dir(store) / "stale-file").exists(), "a forced step starts from an empty directory"
     with pytest.raises(ValueError, match="unknown steps.*nope"):
         run_plan(steps, store, force=["nope"])
 

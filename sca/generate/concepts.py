@@ -11,7 +11,14 @@ from collections.abc import Mapping
 
 from sca.generate.backend import Completion
 from sca.generate.fewshot import load_examples, sample
-from sca.generate.prompting import each_sample, parse_concepts, run_stage, stage_template, unique_by_id
+from sca.generate.prompting import (
+    each_sample,
+    first_line_complete,
+    parse_concepts,
+    run_stage,
+    stage_template,
+    unique_by_id,
+)
 from sca.records import Concepts, Seed, make_id
 from sca.step import StepContext
 
@@ -33,7 +40,7 @@ def run(ctx: StepContext) -> dict[str, float]:
             concepts = parse_concepts(text)
             return Concepts(id=make_id(seed.id, *concepts), parent_id=seed.id, concepts=concepts)
 
-        parsed, counts = each_sample(completions, parse)
+        parsed, counts = each_sample(completions, parse, usable_if_cut=first_line_complete)
         return unique_by_id(parsed, counts), counts
 
     return run_stage(ctx, STAGE, ctx.read("seeds", Seed), prepare, collect)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sca.generate.dedup import code_skeleton, find_near_duplicates
+from sca.generate.prompting import PLACEHOLDER_RE
 from sca.io import atomic_write_text
 from sca.progress import console, print_counters, table
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample, make_id
@@ -41,9 +42,7 @@ from sca.step import StepContext
 
 REMOVED = "removed.jsonl"
 FUNNEL = ("seeds", "concepts", "instructions", "responses", "passed", "selected", "dedup", "decontam")
-_PLACEHOLDER = re.compile(
-    r"\b(todo|fixme|notimplemented\w*|write your code here|your code here|your code goes here)\b", re.IGNORECASE
-)
+_PLACEHOLDER = PLACEHOLDER_RE  # the same rule generation applies: `return NotImplemented` is legitimate
 _FENCE = re.compile(r"```[\w+-]*\n.*?```", re.DOTALL)
 _AUGMENT_BLOCKERS = re.compile(r"\b(assert|for example|test)", re.IGNORECASE)
 _INERT = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Pass)
@@ -249,7 +248,7 @@ def run(ctx: StepContext) -> dict[str, float]:
 
         decon = load_decontaminator(
             cfg["decontaminate"], ctx.runtime.get("humaneval_path", ""), ctx.runtime.get("mbpp_path", ""),
-            ngram=int(cfg["decontam_ngram"]),
+            ngram=int(cfg["decontam_ngram"]), cache=str(ctx.runtime.get("cache", "~/.cache/sca")),
         )  # fmt: skip
     examples: list[SFTExample] = []
     for c in selected:

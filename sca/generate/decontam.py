@@ -52,30 +52,6 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def _load_evalplus(benchmark: str, path: str) -> dict[str, dict[str, Any]]:
-    """A benchmark through evalplus's loader, with ``path`` (if any) as its override file."""
-    from evalplus.data import humaneval, mbpp
-
-    module: Any = humaneval if benchmark == "humaneval" else mbpp
-    attr = "HUMANEVAL_OVERRIDE_PATH" if benchmark == "humaneval" else "MBPP_OVERRIDE_PATH"
-    if path:
-        from pathlib import Path
-
-        if not Path(path).is_file():
-            raise FileNotFoundError(
-                f"{benchmark} file {path!r} not found (paths.{benchmark}); fix the path or leave it empty"
-            )
-    old = getattr(module, attr)
-    setattr(module, attr, path or None)
-    try:
-        tasks: dict[str, dict[str, Any]] = (
-            humaneval.get_human_eval_plus() if benchmark == "humaneval" else mbpp.get_mbpp_plus()
-        )
-    finally:
-        setattr(module, attr, old)
-    return tasks
-
-
 def _entry_docstring(prompt: str, entry_point: str) -> str:
     tree = ast.parse(prompt)
     for node in tree.body:
@@ -98,14 +74,18 @@ def benchmark_texts(tasks: Mapping[str, Mapping[str, Any]], benchmark: str) -> I
 
 
 def load_benchmark_texts(
-    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = ""
+    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = "", cache: str = "~/.cache/sca"
 ) -> list[BenchmarkText]:
+    """Prompts, solutions and asserts of the benchmarks, read like the eval step reads them (one loader)."""
+    from sca.eval.data import load_benchmark, resolve_path
+
     unknown = sorted(set(benchmarks) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown decontamination benchmarks {unknown}; choose from {list(BENCHMARKS)}")
     texts: list[BenchmarkText] = []
     for b in benchmarks:
-        tasks = _load_evalplus(b, humaneval_path if b == "humaneval" else mbpp_path)
+        path = resolve_path(b, humaneval_path if b == "humaneval" else mbpp_path, cache)
+        tasks = load_benchmark(b, path).problems
         texts.extend(benchmark_texts(tasks, b))
     return texts
 
@@ -182,6 +162,7 @@ class Decontaminator:
 
 
 def load_decontaminator(
-    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = "", ngram: int = 10
-) -> Decontaminator:
-    return Decontaminator(load_benchmark_texts(benchmarks, humaneval_path, mbpp_path), ngram=ngram)
+    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = "", ngram: int = 10,
+    cache: str = "~/.cache/sca",
+) -> Decontaminator:  # fmt: skip
+    return Decontaminator(load_benchmark_texts(benchmarks, humaneval_path, mbpp_path, cache), ngram=ngram)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sca.config import prompt_path
-from sca.generate.backend import Completion, Request, open_backend
+from sca.generate.backend import Backend, Completion, Request, open_backend
 from sca.generate.fewshot import file_sha256
 from sca.progress import bar, print_counters
 
@@ -138,6 +138,11 @@ class ParseError(ValueError):
         self.reason = reason
 
 
+def first_line_complete(text: str) -> bool:
+    """A concepts answer is its first line: a cut answer is usable once that line has ended."""
+    return "\n" in text.lstrip()
+
+
 def parse_concepts(text: str) -> list[str]:
     """The first non-empty line, split on commas; base models ramble past it, so the rest is ignored."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
@@ -193,7 +198,9 @@ def python_blocks(markdown: str) -> list[CodeBlock]:
 
 
 # Work left undone. `return NotImplemented` is legitimate operator code, so only the error class counts.
-PLACEHOLDER_RE = re.compile(r"\b(todo|fixme)\b|your code (goes )?here|notimplementederror")
+PLACEHOLDER_RE = re.compile(
+    r"\b(todo|fixme)\b|(write )?your code (goes )?here|notimplementederror", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -277,14 +284,23 @@ Prepare = Callable[[T, random.Random], tuple[Mapping[str, str], Sequence[Mapping
 Collect = Callable[[T, Mapping[str, str], list[Completion]], tuple[list[Any], Counter[str]]]
 
 
+FollowUp = Callable[[Request, int, Completion], Request | None]
+
+
 def run_stage(
-    ctx: StepContext, stage: str, items: Sequence[T], prepare: Prepare[T], collect: Collect[T]
+    ctx: StepContext,
+    stage: str,
+    items: Sequence[T],
+    prepare: Prepare[T],
+    collect: Collect[T],
+    follow_up: FollowUp | None = None,
 ) -> dict[str, float]:
     """Batches of records -> requests -> backend -> parsed records, committed per batch.
 
     ``prepare(item, rng)`` returns the query's fields and the few-shot examples' fields (or raises
     ParseError to drop the item unasked); ``collect(item, fields, completions)`` returns the output
-    records and the counters of what was dropped.
+    records and the counters of what was dropped. ``follow_up(request, k, completion)`` may return a
+    second request that continues sample k from a longer prefix (see :func:`continue_samples`).
     """
     params, seed = ctx.params, int(ctx.params["seed"])
     template, chat = stage_template(params), is_chat(params)
@@ -327,6 +343,9 @@ def run_stage(
             results = backend.generate(requests) if requests and backend is not None else []
             if len(results) != len(requests):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(requests)} requests")
+            if follow_up is not None and backend is not None:
+                results, followed = continue_samples(backend, requests, results, follow_up)
+                counts["follow_ups"] += followed
             records: list[Any] = []
             for (item, fields), completions in zip(asked, results, strict=True):
                 counts["requests"] += 1
@@ -353,14 +372,50 @@ def run_stage(
     return counters
 
 
+def continue_samples(
+    backend: Backend, requests: Sequence[Request], results: list[list[Completion]], follow_up: FollowUp
+) -> tuple[list[list[Completion]], int]:
+    """Run the follow-up requests of a batch and splice each continuation onto its sample.
+
+    The spliced text is what the follow-up added to the prefix followed by what the model then wrote,
+    so the sample reads as one completion; token counts add up, and the finish reason is the last one.
+    """
+    asked: list[tuple[int, int, Request]] = []
+    for i, (request, completions) in enumerate(zip(requests, results, strict=True)):
+        for k, completion in enumerate(completions):
+            extra = follow_up(request, k, completion)
+            if extra is not None:
+                asked.append((i, k, extra))
+    if not asked:
+        return results, 0
+    answers = backend.generate([extra for _, _, extra in asked])
+    merged = [list(row) for row in results]
+    for (i, k, extra), [answer, *_] in zip(asked, answers, strict=True):
+        added = extra.prefix[len(requests[i].prefix) :]
+        first = merged[i][k]
+        merged[i][k] = Completion(
+            text=added + answer.text,
+            finish_reason=answer.finish_reason,
+            prompt_tokens=first.prompt_tokens,
+            completion_tokens=first.completion_tokens + answer.completion_tokens,
+        )
+    return merged, len(asked)
+
+
 def each_sample(
-    completions: Sequence[Completion], parse: Callable[[int, str], T], counts: Counter[str] | None = None
+    completions: Sequence[Completion],
+    parse: Callable[[int, str], T],
+    counts: Counter[str] | None = None,
+    usable_if_cut: Callable[[str], bool] | None = None,
 ) -> tuple[list[T], Counter[str]]:
-    """Parse every completion; cut ones (finish_reason 'length') and parse failures are counted, not kept."""
+    """Parse every completion; cut ones (finish_reason 'length') and parse failures are counted, not kept.
+
+    ``usable_if_cut(text)`` keeps a cut completion whose needed part is already complete.
+    """
     counts = counts if counts is not None else Counter()
     out = []
     for i, completion in enumerate(completions):
-        if completion.finish_reason == "length":
+        if completion.finish_reason == "length" and not (usable_if_cut and usable_if_cut(completion.text)):
             counts["dropped_truncated"] += 1
             continue
         try:

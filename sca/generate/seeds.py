@@ -473,7 +473,7 @@ def run(ctx: StepContext) -> dict[str, float]:
 
         decon = load_decontaminator(
             ["humaneval", "mbpp"], ctx.runtime.get("humaneval_path", ""), ctx.runtime.get("mbpp_path", ""),
-            ngram=int(cfg["decontam_ngram"]),
+            ngram=int(cfg["decontam_ngram"]), cache=str(ctx.runtime.get("cache", "~/.cache/sca")),
         )  # fmt: skip
         for sid in sorted(unique):
             if decon.check(unique[sid].code):
