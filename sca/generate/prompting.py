@@ -198,9 +198,7 @@ def python_blocks(markdown: str) -> list[CodeBlock]:
 
 
 # Work left undone. `return NotImplemented` is legitimate operator code, so only the error class counts.
-PLACEHOLDER_RE = re.compile(
-    r"\b(todo|fixme)\b|(write )?your code (goes )?here|notimplementederror", re.IGNORECASE
-)
+PLACEHOLDER_RE = re.compile(r"\b(todo|fixme)\b|(write )?your code (goes )?here|notimplementederror", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
