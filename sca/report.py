@@ -184,8 +184,26 @@ def write_report(
         tracker.log_images({f"report/{k}": p for k, p in plots.items()})
         tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_plus": r[3] or 0.0 for r in report.scores})
         tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_base": r[2] or 0.0 for r in report.scores})
+        _log_eval_tasks(steps, store, tracker)
         _log_artifacts(cfg, steps, store, tracker)
     return path
+
+
+def _log_eval_tasks(steps: Sequence[Step], store: Path, tracker: WandbTracker) -> None:
+    """One table per evaluated model: every task's verdicts beside the code that was tested."""
+    from sca.io import read_records
+    from sca.records import EvalSample
+
+    columns = ["benchmark", "task_id", "sample", "base", "plus", "finish", "solution"]
+    for step in steps:
+        out = step.out_dir(store)
+        if step.stage != "eval" or not (out / "_SUCCESS").exists():
+            continue
+        rows = [
+            [e.benchmark, e.task_id, e.sample, e.base_verdict, e.plus_verdict, e.finish_reason, e.solution]
+            for e in read_records(out, EvalSample)
+        ]
+        tracker.log_tables({f"eval/{step.name.split('/')[0]}/tasks": (columns, rows)})
 
 
 def _log_artifacts(cfg: Config, steps: Sequence[Step], store: Path, tracker: WandbTracker) -> None:

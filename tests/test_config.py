@@ -105,7 +105,7 @@ def test_runtime_override_keeps_step_keys_and_semantic_override_changes_them(tmp
     assert rt == base
     temp = {
         s.name: s.key
-        for s in build_pipeline(composed(f"paths.root={tmp_path}", "generate.responses.sampling.temperature=0.2"))
+        for s in build_pipeline(composed(f"paths.root={tmp_path}", "generate.responses.sampling.temperature=0.5"))
     }
     changed = {name for name in base if base[name] != temp[name]}
     assert changed == {"r0/responses", "r0/executions", "r0/sft_data", "r0/train", "r0/eval"}

@@ -116,6 +116,22 @@ def test_worker_death_is_infra_never_a_failed_sample(force_tier: Any) -> None:
     assert outs[0].verdict == "infra" and outs[1].verdict == "passed"
 
 
+@pytest.mark.timeout(120)
+def test_a_worker_that_cannot_be_replaced_fails_the_run_instead_of_hanging(
+    force_tier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    force_tier("C")
+    cfg = SandboxConfig(timeout_s=2.0, rerun_timeouts=0, infra_retries=2, workers=1)
+    with Sandbox(cfg) as sb:
+
+        def no_more_workers() -> Any:
+            raise OSError("no more processes")
+
+        monkeypatch.setattr(sb, "_spawn", no_more_workers)
+        with pytest.raises(SandboxUnavailable, match="could not be started: no more processes"):
+            sb.run_filter(["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", ADD])
+
+
 # --- benchmark mode ----------------------------------------------------------------------------------------
 def test_benchmark_mode_compares_outside_with_tolerance() -> None:
     code = "import time\ndef f(x):\n    if x == 3:\n        time.sleep(60)\n    if x == 2:\n        raise ValueError(x)\n    return x / 3\n"

@@ -42,7 +42,7 @@ def ask_for_tests(request: Request, k: int, completion: Completion) -> Request |
         prefix=request.prefix + completion.text[: block.end()] + TESTS_CUE,
         n=1,
         seed=(request.seed * 1_000_003 + k + 1) % 2**31,
-        max_tokens=min(request.max_tokens, 384),
+        max_tokens=min(request.max_tokens, 256),  # tests are short; a rambling model is cut sooner
     )
 
 

@@ -164,7 +164,11 @@ class Sandbox:
             with self._lock:
                 if w in self._workers:
                     self._workers.remove(w)
-            self._idle.put(self._spawn())  # a fresh worker replaces the dead one
+            try:
+                self._idle.put(self._spawn())  # a fresh worker replaces the dead one
+            except Exception as e:
+                # Not an InfraError: a retry would wait forever for a worker that will never come back.
+                raise tiers.SandboxUnavailable(f"a sandbox worker died and a new one could not be started: {e}") from e
             raise
         self._idle.put(w)
         return obs
