@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from docs_block import write_block  # noqa: E402
 
 from sca.config import CurateConfig, hash_view  # noqa: E402
 from sca.generate import curate  # noqa: E402
@@ -41,7 +42,6 @@ from sca.step import StepContext  # noqa: E402
 DATA = Path(os.environ.get("SCA_SHARED_DATA", ROOT.parent / "shared" / "data")) / "benchmarks"
 HUMANEVAL = DATA / "HumanEvalPlus-v0.1.10.jsonl.gz"
 MBPP = DATA / "MbppPlus-v0.2.0.jsonl.gz"
-DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:curate -->", "<!-- /bench:curate -->"
 VOCAB = [f"w{i}" for i in range(5000)] + [
     "list",
@@ -178,14 +178,6 @@ def render(r: dict[str, Any]) -> str:
     )
 
 
-def update_doc(block: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
@@ -195,7 +187,7 @@ def main() -> None:
     block = render(bench(args.responses, args.baseline_sample))
     print(block)
     if not args.no_doc:
-        update_doc(block)
+        write_block(block, (BEGIN, END))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from docs_block import write_block  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -159,19 +162,7 @@ def main() -> None:
         ]
     )
     if not args.no_write:
-        console.print(f"wrote {write_block(block)}")
-
-
-def write_block(block: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures written by `bench/*.py`.\n"
-    if MARK[0] in text and MARK[1] in text:
-        head, rest = text.split(MARK[0], 1)
-        text = head + block + rest.split(MARK[1], 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
+        console.print(f"wrote {write_block(block, MARK)}")
 
 
 if __name__ == "__main__":

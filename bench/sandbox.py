@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from docs_block import write_block  # noqa: E402
+
 from sca.config import SandboxConfig  # noqa: E402
 from sca.sandbox import Sandbox, probe  # noqa: E402
 
@@ -139,19 +141,6 @@ def render(results: dict[str, list[float]], layer_rows: list[tuple[str, float, f
     return "\n".join(lines)
 
 
-def write_block(block: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures written by `bench/*.py`.\n"
-    if MARK[0] in text and MARK[1] in text:
-        head, rest = text.split(MARK[0], 1)
-        text = head + block + rest.split(MARK[1], 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=400, help="programs per round (python -c gets n/4)")
@@ -179,7 +168,7 @@ def main() -> None:
     block = render(results, layer_rows, args.n, startup)
     print(block)
     if not args.no_write:
-        print(f"written to {write_block(block)}", file=sys.stderr)
+        print(f"written to {write_block(block, MARK)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

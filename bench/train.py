@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from docs_block import write_block  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -109,7 +112,7 @@ def main() -> None:
     block = render(args, model, results)
     print(block)
     if not args.no_write:
-        print(f"written to {write_block(block)}")
+        print(f"written to {write_block(block, MARK)}")
 
 
 def render(args: argparse.Namespace, model: str, results: dict[bool, list[dict[str, float]]]) -> str:
@@ -139,19 +142,6 @@ def render(args: argparse.Namespace, model: str, results: dict[bool, list[dict[s
         )
     lines += ["", f"Packed / padded tokens/s: **{ratio:.2f}x**.", "", NOTE, "", MARK[1]]
     return "\n".join(lines)
-
-
-def write_block(block: str, mark: tuple[str, str] = MARK) -> Path:
-    """Replace this benchmark's block of docs/benchmarks.md (other blocks are kept), or append it."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures written by `bench/*.py`.\n"
-    if mark[0] in text and mark[1] in text:
-        head, rest = text.split(mark[0], 1)
-        text = head + block + rest.split(mark[1], 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
 
 
 if __name__ == "__main__":

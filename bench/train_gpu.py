@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train import make_data, one_run, write_block  # noqa: E402
+from docs_block import write_block  # noqa: E402
+from train import make_data, one_run  # noqa: E402
 
 MARK = "<!-- bench:train_gpu -->", "<!-- /bench:train_gpu -->"
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}

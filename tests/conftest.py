@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,16 @@ def mbpp_plus_path() -> Path:
     if not MBPP_PLUS.exists():
         pytest.fail(f"{MBPP_PLUS} not found: set SCA_SHARED_DATA to the folder holding benchmarks/")
     return MBPP_PLUS
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A scripted OpenAI-compatible server on loopback (tests/helpers/scripted_server.py)."""
+    from tests.helpers.scripted_server import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve(port, "scripted")
+    yield f"http://127.0.0.1:{port}/v1"
+    server.shutdown()

@@ -6,29 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BENCHMARKS
-from tests.helpers.scripted_server import serve
 from tests.test_e2e_tiny import ROOT, sca_main, step_dir
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve(port, "scripted")
-    yield f"http://127.0.0.1:{port}/v1"
-    server.shutdown()
 
 
 def test_round_two_generates_with_round_one_model_and_a_sweep_shares_generation(

@@ -7,32 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sca.io import read_records
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample
 from tests.conftest import BENCHMARKS
-from tests.helpers.scripted_server import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["seeds", "base/eval", "r0/concepts", "r0/instructions", "r0/responses", "r0/executions", "r0/sft_data",
          "r0/train", "r0/eval"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve(port, "scripted")
-    yield f"http://127.0.0.1:{port}/v1"
-    server.shutdown()
 
 
 def sca_main(root: Path, tiny: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
