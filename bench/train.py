@@ -36,7 +36,12 @@ from sca.records import SFTExample, make_id, to_json  # noqa: E402
 from sca.step import StepContext  # noqa: E402
 
 MARK = "<!-- bench:train -->", "<!-- /bench:train -->"
-NOTE = "On CPU (SDPA), a packed row is one attention over all `max_length` tokens with a block-diagonal mask, so its attention costs grow with the row rather than with each example; with a model this small attention dominates, which can outweigh the padding saved. On GPUs with varlen FlashAttention the packed path skips masked blocks."
+NOTE = (
+    "Packing removes the padding (ratio above) but on CPU (SDPA) a packed row is one attention over all "
+    "`max_length` tokens with a block-diagonal mask, whose cost grows with the row; which effect wins depends on "
+    "the length mix and on the machine's load (0.82x was measured with the cores shared, 1.12x on a quiet "
+    "machine). On GPUs, varlen FlashAttention skips the masked blocks."
+)
 
 
 def make_data(path: Path, n: int, seed: int = 0) -> Path:
@@ -124,7 +129,7 @@ def render(args: argparse.Namespace, model: str, results: dict[bool, list[dict[s
         MARK[0],
         f"### SFT throughput, packing vs padding (`bench/train.py --model {args.model}`, {time.strftime('%Y-%m-%d')})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, shared with other jobs; model `{Path(model).name}`, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; model `{Path(model).name}`, "
         f"full fine-tuning, fp32, {args.examples} examples with answers of 1-24 code lines, {args.steps} optimizer steps "
         f"per run, median of {args.rounds} interleaved rounds. Tokens/s counts real tokens over the training loop only.",
         "",

@@ -392,3 +392,20 @@ def test_copying_data_keeps_ground_truth_cache(tmp_path: Path, humaneval_plus_pa
     a = load_benchmark("humaneval", humaneval_plus_path).select(limit=2)
     b = load_benchmark("humaneval", copy).select(limit=2)
     assert a.digests == b.digests
+
+
+def test_offline_without_data_names_the_file_and_how_to_point_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    from sca.eval.data import resolve_path
+
+    def offline(*_: object, **__: object) -> None:
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    with pytest.raises(
+        FileNotFoundError, match=r"HumanEvalPlus-v0\.1\.10\.jsonl\.gz.*SCA_DATA=<folder>.*paths\.humaneval"
+    ):
+        resolve_path("humaneval", "", tmp_path)

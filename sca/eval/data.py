@@ -80,9 +80,10 @@ def download(dataset: str, cache: Path) -> Path:
     try:
         urllib.request.urlretrieve(url, tmp)
     except OSError as e:
-        raise RuntimeError(
-            f"could not download {dataset} from {url} ({e}); offline, set paths.{dataset} to a local "
-            f"{name}.jsonl[.gz] file"
+        raise FileNotFoundError(
+            f"{name}-{version}.jsonl.gz: not found locally and could not be downloaded from {url} ({e}). "
+            f"Offline, put the file in a folder and set SCA_DATA=<folder> (paths.data), or set "
+            f"paths.{dataset}=<file>"
         ) from e
     os.replace(tmp, target)
     return target

@@ -29,8 +29,11 @@ from sca.sandbox import codec, confine
 RESULT_FD = 3
 RESULT_CAP = 64 << 20  # benchmark outputs can be large; still bounded
 TAIL = 2048
+# Modules most generated programs import, loaded once in the warm worker so each fork inherits them. Not numpy:
+# its pages make every fork about 20% dearer (bench/sandbox.py: 1.45x -> 1.64x evalplus's throughput), a cost
+# paid by all programs for the few that import it.
 PREIMPORT = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "random",
-             "typing", "dataclasses", "json", "copy", "unittest", "decimal", "fractions", "datetime", "numpy")  # fmt: skip
+             "typing", "dataclasses", "json", "copy", "unittest", "decimal", "fractions", "datetime")  # fmt: skip
 
 
 # --- framing -------------------------------------------------------------------------------------
