@@ -35,7 +35,7 @@ from docs_block import write_block  # noqa: E402
 from sca.config import CurateConfig, hash_view  # noqa: E402
 from sca.generate import curate  # noqa: E402
 from sca.generate.decontam import Decontaminator, load_benchmark_texts, normalize  # noqa: E402
-from sca.io import SUCCESS, Journal, merge_shards  # noqa: E402
+from sca.io import write_finished_step  # noqa: E402
 from sca.records import Concepts, Execution, Instruction, Response, Seed, make_id  # noqa: E402
 from sca.step import StepContext  # noqa: E402
 
@@ -94,15 +94,6 @@ def synthesize(n_responses: int, planted: list[str], seed: int = 0) -> dict[str,
     return data
 
 
-def write_step(out: Path, records: list[Any]) -> Path:
-    out.mkdir(parents=True)
-    with Journal(out) as j:
-        j.commit([r.id for r in records], records)
-    merge_shards(out)
-    (out / SUCCESS).write_text("ok\n")
-    return out
-
-
 def bench(n_responses: int, baseline_sample: int) -> dict[str, Any]:
     texts = load_benchmark_texts(["humaneval", "mbpp"], str(HUMANEVAL), str(MBPP))
     # MBPP solutions are whole programs (HumanEval's are bodies only), so they pass the format checks.
@@ -112,7 +103,7 @@ def bench(n_responses: int, baseline_sample: int) -> dict[str, Any]:
     data = synthesize(n_responses, planted)
     with tempfile.TemporaryDirectory(prefix="sca-bench-curate-") as tmp:
         root = Path(tmp)
-        inputs = {k: write_step(root / k, v) for k, v in data.items()}
+        inputs = {k: write_finished_step(root / k, v) for k, v in data.items()}
         (root / "out").mkdir()
         ctx = StepContext(
             name="sft_data",

@@ -159,3 +159,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_finished_step(out: Path, records: Iterable[Any]) -> Path:
+    """A finished step directory holding ``records``: inputs made outside the pipeline (hand-made SFT data,
+    benchmarks, tests) read exactly like a step's outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = list(records)
+    with Journal(out) as journal:
+        journal.commit([r.id for r in records], records)
+    merge_shards(out)
+    (out / SUCCESS).write_text("ok\n")
+    return out

@@ -12,7 +12,7 @@ import pytest
 
 from sca.config import CurateConfig, hash_view
 from sca.generate import curate
-from sca.io import SUCCESS, Journal, iter_records, merge_shards
+from sca.io import iter_records, write_finished_step
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample, make_id
 from sca.step import StepContext
 
@@ -129,20 +129,11 @@ class Data:
         return r
 
 
-def write_step(out: Path, records: list[Any]) -> Path:
-    out.mkdir(parents=True)
-    with Journal(out) as j:
-        j.commit([r.id for r in records], records)
-    merge_shards(out)
-    (out / SUCCESS).write_text("ok\n")
-    return out
-
-
 def ctx_for(
     tmp: Path, data: Data, name: str = "out", seed: int = 0, runtime: dict[str, str] | None = None, **over: Any
 ) -> StepContext:
     inputs = {
-        k: write_step(tmp / f"{name}-in" / k, getattr(data, k))
+        k: write_finished_step(tmp / f"{name}-in" / k, getattr(data, k))
         for k in ("seeds", "concepts", "instructions", "responses", "executions")
     }
     cfg = hash_view(CurateConfig(decontaminate=[]))

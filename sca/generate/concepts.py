@@ -16,7 +16,7 @@ from sca.generate.prompting import (
     first_line_complete,
     parse_concepts,
     run_stage,
-    stage_template,
+    stage_shots,
     unique_by_id,
 )
 from sca.records import Concepts, Seed, make_id
@@ -26,9 +26,7 @@ STAGE = "concepts"
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    examples = load_examples(stage_template(ctx.params).examples)
-    k = int(ctx.params["stage"]["num_fewshots"])
-    shots_of = [e.fields() for e in examples]
+    shots_of, k = stage_shots(ctx.params, load_examples)
 
     def prepare(seed: Seed, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         return {"seed": seed.code.strip()}, sample(shots_of, k, rng)

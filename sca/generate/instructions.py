@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from sca.generate.backend import Completion
 from sca.generate.fewshot import CATEGORIES, DIFFICULTIES, load_examples, sample
-from sca.generate.prompting import each_sample, parse_instruction, run_stage, stage_template, unique_by_id
+from sca.generate.prompting import each_sample, parse_instruction, run_stage, stage_shots, unique_by_id
 from sca.records import Concepts, Instruction, make_id
 from sca.step import StepContext
 
@@ -34,9 +34,7 @@ def _choices(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -
 def run(ctx: StepContext) -> dict[str, float]:
     categories = _choices(ctx.params, "categories", CATEGORIES)
     difficulties = _choices(ctx.params, "difficulties", DIFFICULTIES)
-    examples = load_examples(stage_template(ctx.params).examples)
-    k = int(ctx.params["stage"]["num_fewshots"])
-    shots_of = [e.fields() for e in examples]
+    shots_of, k = stage_shots(ctx.params, load_examples)
 
     def prepare(concepts: Concepts, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         fields = {

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from sca.generate.backend import Completion
 from sca.generate.fewshot import load_judge_examples, sample, split_docstring
-from sca.generate.prompting import ParseError, parse_verdict, run_stage, stage_template
+from sca.generate.prompting import ParseError, parse_verdict, run_stage, stage_shots
 from sca.records import Seed
 from sca.step import StepContext
 
@@ -22,9 +22,7 @@ STAGE = "judge"
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    examples = load_judge_examples(stage_template(ctx.params).examples)
-    k = int(ctx.params["stage"]["num_fewshots"])
-    shots_of = [e.fields() for e in examples]
+    shots_of, k = stage_shots(ctx.params, load_judge_examples)
 
     def prepare(seed: Seed, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         split = split_docstring(seed.code)

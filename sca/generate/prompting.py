@@ -274,6 +274,12 @@ def stage_template(params: Mapping[str, Any]) -> Template:
     return load_template(name)
 
 
+def stage_shots(params: Mapping[str, Any], loader: Callable[[Path], Sequence[Any]]) -> tuple[list[dict[str, str]], int]:
+    """The few-shot pool of a stage (fields of every example the template pins) and how many to show."""
+    pool = [example.fields() for example in loader(stage_template(params).examples)]
+    return pool, int(params["stage"]["num_fewshots"])
+
+
 def is_chat(params: Mapping[str, Any]) -> bool:
     return bool(params["llm"].get("model", {}).get("chat", False))
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from sca.generate.backend import Completion, Request
 from sca.generate.fewshot import load_examples, sample
-from sca.generate.prompting import each_sample, parse_response, run_stage, stage_template
+from sca.generate.prompting import each_sample, parse_response, run_stage, stage_shots
 from sca.records import Instruction, Response, make_id
 from sca.step import StepContext
 
@@ -47,9 +47,7 @@ def ask_for_tests(request: Request, k: int, completion: Completion) -> Request |
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    examples = load_examples(stage_template(ctx.params).examples)
-    k = int(ctx.params["stage"]["num_fewshots"])
-    shots_of = [e.fields() for e in examples]
+    shots_of, k = stage_shots(ctx.params, load_examples)
 
     def prepare(instruction: Instruction, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         return {"instruction": instruction.text.strip()}, sample(shots_of, k, rng)
