@@ -53,6 +53,8 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
         for key in sorted(stats):
             if key.startswith("dropped_") and _num(stats, key):
                 report.drops.append([step.name, key.removeprefix("dropped_"), int(_num(stats, key))])
+        if step.name == "seeds" and "found" in stats:
+            report.funnel.append(["functions found", int(_num(stats, "found"))])
         if step.stage in ("seeds", "concepts", "instructions", "responses"):
             report.funnel.append([step.name, records])
         if step.stage == "executions":
