@@ -142,15 +142,6 @@ def merge_shards(out: Path) -> int:
     return n
 
 
-def shard_counters(out: Path) -> Counter[str]:
-    """Counters summed over every shard's progress log."""
-    total: Counter[str] = Counter()
-    for path in sorted(out.glob("progress-*.jsonl")):
-        for _, entry in iter_jsonl(path):
-            total.update(entry["counts"])
-    return total
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

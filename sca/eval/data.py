@@ -100,18 +100,6 @@ def resolve_path(dataset: str, path: str, cache: str | os.PathLike[str]) -> Path
     return download(dataset, Path(cache).expanduser())
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of the decompressed content, so a .jsonl and its .jsonl.gz are the same dataset."""
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    h = hashlib.sha256()
-    with opener(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_benchmark(dataset: str, path: Path) -> Benchmark:
     """The problems of a file, with evalplus's input deserialization applied."""
     from evalplus.data.mbpp import mbpp_deserialize_inputs

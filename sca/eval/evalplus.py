@@ -23,7 +23,8 @@ from sca.eval.data import Benchmark, load_benchmark, resolve_path
 from sca.eval.extract import extract_code
 from sca.eval.prompts import answer_text, build_request
 from sca.eval.scoring import Limits, Scorer, Verdict, summarize
-from sca.generate.backend import open_backend
+from sca.generate.backend import is_chat, open_backend
+from sca.generate.prompting import request_seed
 from sca.io import Journal, iter_records, shard_name, write_json
 from sca.progress import bar, console, table
 from sca.records import EvalSample, make_id
@@ -39,18 +40,9 @@ def task_key(benchmark: str, task_id: str) -> str:
     return make_id("eval-task", benchmark, task_id)
 
 
-def request_seed(seed: int, benchmark: str, task_id: str) -> int:
-    return int(make_id(str(seed), "eval", benchmark, task_id)[:15], 16)
-
-
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), max(1, size)):
         yield items[i : i + size]
-
-
-def is_chat(model: Mapping[str, Any]) -> bool:
-    """A trained checkpoint (``from_step``) is an instruct model unless the spec says otherwise."""
-    return bool(model.get("chat", "from_step" in model))
 
 
 def load_benchmarks(cfg: Mapping[str, Any], runtime: Mapping[str, Any]) -> dict[str, Benchmark]:
@@ -92,7 +84,7 @@ def generate(ctx: StepContext, benchmarks: Mapping[str, Benchmark]) -> Path:
                                 b,
                                 benchmarks[b].problems[t],
                                 chat,
-                                request_seed(int(ctx.params["seed"]), b, t),
+                                request_seed(int(ctx.params["seed"]), f"{b}:{t}", "eval"),
                                 sampling,
                                 bool(cfg.get("prefix_prompt", False)),
                             )

@@ -21,7 +21,6 @@ so the parent's threads and model memory are never forked.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -242,7 +241,3 @@ def summarize(task_verdicts: Mapping[str, Sequence[Verdict]], base_only: bool = 
         scores = pass_at_k({t: [ok(v) for v in vs] for t, vs in task_verdicts.items()})
         out.update({f"{k}_{suffix}": v for k, v in scores.items()})
     return out
-
-
-def verdict_dict(v: Verdict) -> dict[str, Any]:
-    return dataclasses.asdict(v)

@@ -115,6 +115,12 @@ class ModelSpec:
             raise BackendError(f"llm.model {self.name!r}: cannot load a tokenizer from {self.path!r}: {e}") from e
 
 
+def is_chat(model: Mapping[str, Any]) -> bool:
+    """Whether prompts go through the chat template. A trained checkpoint (``from_step``) was fine-tuned on
+    chat-templated text, so it is a chat model unless its spec says otherwise."""
+    return bool(model.get("chat", "from_step" in model))
+
+
 def model_spec(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> ModelSpec:
     if "model" not in llm:
         raise ValueError(f"llm params need a 'model' entry, got keys {sorted(llm)}")

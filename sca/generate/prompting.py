@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sca.config import prompt_path
-from sca.generate.backend import Backend, Completion, Request, open_backend
+from sca.generate.backend import Backend, Completion, Request, is_chat, open_backend
 from sca.generate.fewshot import file_sha256
 from sca.progress import bar, print_counters
 
@@ -280,10 +280,6 @@ def stage_shots(params: Mapping[str, Any], loader: Callable[[Path], Sequence[Any
     return pool, int(params["stage"]["num_fewshots"])
 
 
-def is_chat(params: Mapping[str, Any]) -> bool:
-    return bool(params["llm"].get("model", {}).get("chat", False))
-
-
 Prepare = Callable[[T, random.Random], tuple[Mapping[str, str], Sequence[Mapping[str, str]]]]
 Collect = Callable[[T, Mapping[str, str], list[Completion]], tuple[list[Any], Counter[str]]]
 
@@ -307,7 +303,7 @@ def run_stage(
     second request that continues sample k from a longer prefix (see :func:`continue_samples`).
     """
     params, seed = ctx.params, int(ctx.params["seed"])
-    template, chat = stage_template(params), is_chat(params)
+    template, chat = stage_template(params), is_chat(params["llm"].get("model", {}))
     sampling = params["stage"]["sampling"]
     batch_size = max(1, int(ctx.runtime.get("backend", {}).get("batch_size", 64)))
     journal = ctx.journal()
