@@ -72,10 +72,11 @@ class PathsConfig:
     data: str = "${oc.env:SCA_DATA,''}"
     """Folder of benchmark release files (HumanEvalPlus-v0.1.10.jsonl.gz, MbppPlus-v0.2.0.jsonl.gz) for
     offline machines; empty = evalplus downloads them."""
-    humaneval: str = ""
-    """A HumanEval+ file (jsonl or jsonl.gz) that overrides the one found in ``data``."""
-    mbpp: str = ""
-    """An MBPP+ file (jsonl or jsonl.gz) that overrides the one found in ``data``."""
+    humaneval: str = "${oc.env:HUMANEVAL_OVERRIDE_PATH,''}"
+    """A HumanEval+ file (jsonl or jsonl.gz) that overrides the one found in ``data`` (default: evalplus's
+    own override variable, so a machine set up for evalplus needs nothing more)."""
+    mbpp: str = "${oc.env:MBPP_OVERRIDE_PATH,''}"
+    """An MBPP+ file (jsonl or jsonl.gz) that overrides the one found in ``data`` (default: $MBPP_OVERRIDE_PATH)."""
 
 
 @dataclass
@@ -289,6 +290,14 @@ class EvalConfig:
     """Nucleus sampling for n_samples > 1 at temperature > 0 (EvalPlus's pass@k runs use 0.95)."""
     max_memory_gb: float = 4.0
     """Address-space cap per tested program (EvalPlus's default 4 GiB); <= 0 disables it."""
+    humaneval_version: str = runtime("v0.1.10")
+    """HumanEval+ release (evalplus 0.3.1's default); paths.humaneval names any file instead. Runtime: the
+    data's content hash keys the eval step, so the same release read from anywhere is the same step."""
+    mbpp_version: str = runtime("v0.2.0")
+    """MBPP+ release (evalplus 0.3.1's default); paths.mbpp names any file instead."""
+    float_tolerance: bool = True
+    """EvalPlus 0.3's float tolerance. false: outputs must equal the canonical ones exactly, as evalplus
+    graded before 0.3 on numpy 1.x; use it to compare with figures published then (the paper's)."""
     prefix_prompt: bool = False
     """Instruct models: start the answer with the HumanEval signature, so the model writes only the body."""
     workers: int = runtime(0)

@@ -7,12 +7,12 @@ seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
-from sca.eval.data import RELEASES
+from sca.eval.data import DATASETS, dataset_hash, release_name
 from sca.step import Step
 
 
@@ -28,7 +28,7 @@ def benchmark_file(cfg: Config, benchmark: str) -> str:
         return str(Path(explicit).resolve())
     if not cfg.paths.data:
         return ""
-    release = "-".join(RELEASES[benchmark])
+    release = release_name(benchmark, getattr(cfg.eval, f"{benchmark}_version"))
     for suffix in (".jsonl.gz", ".jsonl"):
         candidate = Path(cfg.paths.data) / (release + suffix)
         if candidate.exists():
@@ -40,12 +40,23 @@ def benchmark_file(cfg: Config, benchmark: str) -> str:
 
 
 def benchmark_paths(cfg: Config) -> dict[str, str]:
-    """Benchmark files (and the cache evalplus releases are downloaded into when there are none)."""
+    """Benchmark files, or the releases to download into the cache when there are none (runtime)."""
     return {
         "humaneval_path": benchmark_file(cfg, "humaneval"),
         "mbpp_path": benchmark_file(cfg, "mbpp"),
+        "humaneval_version": cfg.eval.humaneval_version,
+        "mbpp_version": cfg.eval.mbpp_version,
         "cache": cfg.paths.cache,
     }
+
+
+def benchmark_data(paths: Mapping[str, str], benchmarks: Sequence[str]) -> dict[str, str]:
+    """What a step reads of the benchmarks, for its hash: evalplus's hash of each benchmark file.
+
+    A file's location is runtime, its content is not: pointing ``paths.humaneval`` at another release must
+    re-run evaluation and decontamination, while the same release read from a folder or downloaded must not.
+    """
+    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in benchmarks}
 
 
 def wandb_runtime(cfg: Config, name: str) -> dict[str, Any]:
@@ -83,11 +94,16 @@ def build_pipeline(cfg: Config) -> list[Step]:
     def stage(conf: StageConfig) -> dict[str, Any]:
         return {"stage": hash_view(conf), "prompt_file": conf.prompt}
 
+    paths = benchmark_paths(cfg)
     seeds = Step(
         "seeds",
         "sca.generate.seeds:run",
-        {"seeds": hash_view(g.seeds), "seed": seed},
-        runtime={**runtime_view(g.seeds), **benchmark_paths(cfg)},
+        {
+            "seeds": hash_view(g.seeds),
+            "benchmarks": benchmark_data(paths, DATASETS if g.seeds.decontaminate else ()),
+            "seed": seed,
+        },
+        runtime={**runtime_view(g.seeds), **paths},
     )
     plan = [seeds]
     base_llm = llm(model_spec)
@@ -101,13 +117,14 @@ def build_pipeline(cfg: Config) -> list[Step]:
             where="subprocess",
         )
         plan.append(seeds)
+    data = benchmark_data(paths, cfg.eval.benchmarks)
     if cfg.eval.include_base:
         plan.append(
             Step(
                 "base/eval",
                 "sca.eval.evalplus:run",
-                {"eval": hash_view(cfg.eval), "llm": base_llm, "seed": seed},
-                runtime={**backend_rt, **benchmark_paths(cfg), **runtime_view(cfg.eval)},
+                {"eval": hash_view(cfg.eval), "data": data, "llm": base_llm, "seed": seed},
+                runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
                 where="subprocess",
             )
         )
@@ -161,7 +178,11 @@ def build_pipeline(cfg: Config) -> list[Step]:
         sft_data = Step(
             f"r{r}/sft_data",
             "sca.generate.curate:run",
-            {"curate": hash_view(cfg.curate), "seed": seed},
+            {
+                "curate": hash_view(cfg.curate),
+                "benchmarks": benchmark_data(paths, cfg.curate.decontaminate),
+                "seed": seed,
+            },
             {
                 "seeds": seeds,
                 "concepts": concepts,
@@ -169,7 +190,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
                 "responses": responses,
                 "executions": executions,
             },
-            runtime=benchmark_paths(cfg),
+            runtime=paths,
         )
         train = Step(
             f"r{r}/train",
@@ -193,9 +214,9 @@ def build_pipeline(cfg: Config) -> list[Step]:
         evaluation = Step(
             f"r{r}/eval",
             "sca.eval.evalplus:run",
-            {"eval": hash_view(cfg.eval), "llm": llm(trained(train)), "seed": seed},
+            {"eval": hash_view(cfg.eval), "data": data, "llm": llm(trained(train)), "seed": seed},
             {"model": train},
-            runtime={**backend_rt, **benchmark_paths(cfg), **runtime_view(cfg.eval)},
+            runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
             where="subprocess",
         )
         plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]

@@ -13,16 +13,17 @@ import pytest
 
 from sca.config import EvalConfig, hash_view
 from sca.eval import evalplus as step_mod
-from sca.eval.data import Benchmark, load_benchmark, resolve_path
+from sca.eval.data import RELEASE_HASHES, Benchmark, dataset_hash, load_benchmark, release_name, resolve_path
 from sca.eval.extract import code_blocks, extract_code
 from sca.eval.prompts import build_request, instruction, mbpp_parts
 from sca.eval.score import evaluate
 from sca.eval.score import main as score_main
-from sca.eval.scoring import FAIL, PASS, Limits, Scorer, summarize
+from sca.eval.scoring import FAIL, PASS, Grading, Scorer, summarize
 from sca.generate.backend import Completion, Request
 from sca.io import read_records
 from sca.records import EvalSample
 from sca.step import Step, execute
+from tests.conftest import BENCHMARKS, HUMANEVAL_PLUS, REFERENCE
 
 HE_PROMPT = '''from typing import List
 
@@ -177,7 +178,7 @@ def test_canonical_solutions_pass_and_wrong_ones_fail(tmp_path: Path, humaneval_
     wrong = [(t, f"def {bench.problems[t]['entry_point']}(*args):\n    return None\n") for t in bench.problems]
     crashing = [("HumanEval/0", "this is not python")]
     looping = [("HumanEval/2", "def truncate_number(x):\n    while True:\n        pass\n")]
-    with Scorer(bench, tmp_path, Limits(), workers=2) as scorer:
+    with Scorer(bench, tmp_path, Grading(), workers=2) as scorer:
         verdicts = scorer.score(good + wrong + crashing + looping)
     assert [(v.base, v.plus) for v in verdicts[:3]] == [(PASS, PASS)] * 3
     assert all(v.base == FAIL and not v.passed_plus for v in verdicts[3:])
@@ -200,7 +201,7 @@ def test_canonical_subset_scores_one(
 ) -> None:
     path = humaneval_plus_path if dataset == "humaneval" else mbpp_plus_path
     bench = load_benchmark(dataset, path).select(limit=15)
-    with Scorer(bench, tmp_path, Limits(), workers=2) as scorer:
+    with Scorer(bench, tmp_path, Grading(), workers=2) as scorer:
         verdicts = scorer.score(canonical(bench))
     scores = summarize({t: [v] for (t, _), v in zip(canonical(bench), verdicts, strict=True)})
     assert scores == {"n_tasks": 15, "pass@1_base": 1.0, "pass@1_plus": 1.0}
@@ -228,6 +229,57 @@ def test_score_cli_writes_fresh_results(tmp_path: Path, humaneval_plus_path: Pat
         and results["eval"]["HumanEval/3"][0]["base_fail_tests"]
     )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pass@1_plus"] == pytest.approx(0.75)
+
+
+# Published StarCoder2-15B-Instruct verdicts on MBPP+ v0.1.0 (evalplus@25e195e, numpy 1.x): five float tasks
+# failed on results one ulp from the canonical ones; two float tasks passed because they were bit-exact.
+ULP_FAILURES = ["Mbpp/14", "Mbpp/276", "Mbpp/312", "Mbpp/574", "Mbpp/746"]
+EXACT_FLOATS = ["Mbpp/82", "Mbpp/85"]
+
+
+def test_exact_floats_reproduce_verdicts_published_before_evalplus_0_3(tmp_path: Path) -> None:
+    name = "evalplus-starcoder2-15b-instruct-v0.1-mbpp"
+    wanted = set(ULP_FAILURES + EXACT_FLOATS)
+    rows = [r for r in map(json.loads, (REFERENCE / f"{name}.jsonl").open()) if r["task_id"] in wanted]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    published = json.loads((REFERENCE / f"{name}_eval_results.json").read_text())
+    data = BENCHMARKS / "MbppPlus-v0.1.0.jsonl.gz"
+    args = ["--dataset", "mbpp", "--samples", str(samples), "--data", str(data), "--cache", str(tmp_path), "--partial"]
+
+    score_main([*args, "--out", str(tmp_path / "tolerant.json")])
+    tolerant = json.loads((tmp_path / "tolerant.json").read_text())
+    assert all(r[0]["base_status"] == r[0]["plus_status"] == PASS for r in tolerant["eval"].values())
+
+    score_main([*args, "--out", str(tmp_path / "exact.json"), "--exact-floats"])
+    exact = json.loads((tmp_path / "exact.json").read_text())
+    assert exact["hash"] == published["hash"], "the data is the file the published run names"
+    for task in wanted:
+        ours, theirs = exact["eval"][task][0], published["eval"][task][0]
+        assert (ours["base_status"], ours["plus_status"]) == (theirs["base_status"], theirs["plus_status"]), task
+        # The same first failing input as the published run, not just the same verdict.
+        assert ours["plus_fail_tests"] == theirs["plus_fail_tests"], task
+    assert exact["scores"]["pass@1_plus"] == pytest.approx(2 / 7)
+
+
+def test_evalplus_hash_names_the_data_whatever_its_packing(tmp_path: Path) -> None:
+    for dataset in ("humaneval", "mbpp"):
+        published = json.loads(
+            (REFERENCE / f"evalplus-starcoder2-15b-instruct-v0.1-{dataset}_eval_results.json").read_text()
+        )
+        packed = BENCHMARKS / f"{release_name(dataset, 'v0.1.9' if dataset == 'humaneval' else 'v0.1.0')}.jsonl.gz"
+        plain = tmp_path / f"{dataset}.jsonl"
+        plain.write_bytes(gzip.decompress(packed.read_bytes()))
+        assert dataset_hash(dataset, packed) == dataset_hash(dataset, plain) == published["hash"]
+    # Every release we know: the shared file has the hash the plan assumes before downloading it.
+    for (dataset, version), md5 in RELEASE_HASHES.items():
+        assert dataset_hash(dataset, BENCHMARKS / f"{release_name(dataset, version)}.jsonl.gz") == md5
+        assert dataset_hash(dataset, "", version) == md5
+    assert dataset_hash("humaneval", "") == dataset_hash("humaneval", HUMANEVAL_PLUS), "default: evalplus 0.3.1's"
+    assert dataset_hash("mbpp", "", "v9.9") == "release:MbppPlus-v9.9"
+    with pytest.raises(ValueError, match="cannot read the mbpp problems file"):
+        (tmp_path / "bad.jsonl.gz").write_text("not gzip")
+        dataset_hash("mbpp", tmp_path / "bad.jsonl.gz")
 
 
 def test_score_rejects_samples_of_another_dataset(tmp_path: Path, humaneval_plus_path: Path) -> None:
@@ -409,3 +461,14 @@ def test_offline_without_data_names_the_file_and_how_to_point_to_it(
         FileNotFoundError, match=r"HumanEvalPlus-v0\.1\.10\.jsonl\.gz.*SCA_DATA=<folder>.*paths\.humaneval"
     ):
         resolve_path("humaneval", "", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"MbppPlus-v0\.1\.0\.jsonl\.gz.*releases/download/v0\.1\.0/MbppPlus"):
+        resolve_path("mbpp", "", tmp_path, "v0.1.0")
+
+
+def test_step_refuses_data_that_changed_after_planning(tmp_path: Path, humaneval_plus_path: Path) -> None:
+    cfg = {"benchmarks": ["humaneval"], "limit": 2}
+    runtime = {"humaneval_path": str(humaneval_plus_path), "cache": str(tmp_path)}
+    planned = {"humaneval": dataset_hash("humaneval", humaneval_plus_path)}
+    assert list(step_mod.load_benchmarks(cfg, runtime, planned)["humaneval"].problems) == ["HumanEval/0", "HumanEval/1"]
+    with pytest.raises(ValueError, match="planned for humaneval data with hash 0+; the file changed"):
+        step_mod.load_benchmarks(cfg, runtime, {"humaneval": "0" * 32})

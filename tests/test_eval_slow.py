@@ -15,7 +15,7 @@ import pytest
 from sca.config import EvalConfig, hash_view
 from sca.eval.data import load_benchmark
 from sca.eval.score import evaluate
-from sca.eval.scoring import Limits, Scorer, summarize
+from sca.eval.scoring import Grading, Scorer, summarize
 from sca.io import read_records
 from sca.records import EvalSample
 from sca.step import Step, execute
@@ -31,15 +31,15 @@ def test_every_canonical_solution_passes(
     bench = load_benchmark(dataset, humaneval_plus_path if dataset == "humaneval" else mbpp_plus_path)
     items = [(t, p["prompt"] + p["canonical_solution"]) for t, p in bench.problems.items()]
     # Mbpp/255's extra inputs need more than evalplus's default 4 GiB address space; no other task does.
-    limits = Limits(max_memory_gb=0 if dataset == "mbpp" else 4)
-    with Scorer(bench, tmp_path, limits, workers=2) as scorer:
+    grading = Grading(max_memory_gb=0 if dataset == "mbpp" else 4)
+    with Scorer(bench, tmp_path, grading, workers=2) as scorer:
         verdicts = scorer.score(items)
     # Per-input limits are 4x the canonical run time (>= 1 s): on a loaded 2-core machine a heavy task
     # (HumanEval/15, Mbpp/392) can miss one. Re-check those alone once, as one would by hand.
     flaky = [i for i, v in enumerate(verdicts) if not v.passed_plus]
     if flaky:
         print(f"{dataset}: re-checking alone {[items[i][0] for i in flaky]}")
-        with Scorer(bench, tmp_path, limits, workers=1) as scorer:
+        with Scorer(bench, tmp_path, grading, workers=1) as scorer:
             for i, v in zip(flaky, scorer.score([items[i] for i in flaky]), strict=True):
                 verdicts[i] = v
     failed = [(t, v) for (t, _), v in zip(items, verdicts, strict=True) if not v.passed_plus]
@@ -57,29 +57,33 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("dataset", ["humaneval", "mbpp"])
 def test_reproduces_starcoder2_instruct_published_results(dataset: str, tmp_path: Path) -> None:
+    """Graded as the published run was (evalplus@25e195e on numpy 1.x: no float tolerance, see scoring.py).
+
+    With evalplus 0.3's tolerance instead, six float tasks pass that the published run failed
+    (HumanEval/21; Mbpp/14, 276, 312, 574, 746): 0.640 and 0.627 plus, docs/evaluation.md.
+    """
     data, base, plus = PUBLISHED[dataset]
     name = f"evalplus-starcoder2-15b-instruct-v0.1-{dataset}"
     samples = tmp_path / f"{name}.jsonl"
     shutil.copy(REFERENCE / f"{name}.jsonl", samples)
-    results = evaluate(dataset, samples, str(BENCHMARKS / data), cache=tmp_path / "cache", workers=2)
-    published = json.loads((REFERENCE / f"{name}_eval_results.json").read_text())["eval"]
+    grading = Grading(float_tolerance=False)
+    results = evaluate(dataset, samples, str(BENCHMARKS / data), cache=tmp_path / "cache", grading=grading, workers=2)
+    published = json.loads((REFERENCE / f"{name}_eval_results.json").read_text())
 
     scores = results["scores"]
     print(f"{dataset}: ours {scores}, published base {base} plus {plus}")
+    assert results["hash"] == published["hash"]
     assert abs(scores["pass@1_base"] - base) <= 0.01
-    # MBPP+ plus lands 1.2 points above the published 0.612: the published run (an older evalplus) failed
-    # Mbpp/14, 276, 574, 746 (results differing by ~1e-14, inside every tolerance evalplus has used) and
-    # Mbpp/255/312, which evalplus 0.3.1's own check_correctness passes too. HumanEval+ is within 1 point.
-    assert abs(scores["pass@1_plus"] - plus) <= (0.01 if dataset == "humaneval" else 0.015)
-    assert set(results["eval"]) == set(published)
+    assert abs(scores["pass@1_plus"] - plus) <= 0.01
+    assert set(results["eval"]) == set(published["eval"])
     differ = [
         t
         for t, (ours,) in results["eval"].items()
         if (ours["base_status"], ours["plus_status"])
-        != (published[t][0]["base_status"], published[t][0]["plus_status"])
+        != (published["eval"][t][0]["base_status"], published["eval"][t][0]["plus_status"])
     ]
-    print(f"{dataset}: {len(differ)} of {len(published)} tasks differ: {differ}")
-    assert 1 - len(differ) / len(published) >= 0.97
+    print(f"{dataset}: {len(differ)} of {len(published['eval'])} tasks differ: {differ}")
+    assert 1 - len(differ) / len(published["eval"]) >= 0.97
 
 
 @pytest.mark.timeout(2400)

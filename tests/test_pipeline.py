@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from sca.pipeline import build_pipeline, eval_gate, split_rounds
 from sca.step import Step
@@ -29,3 +32,47 @@ def test_eval_gate() -> None:
     drops = eval_gate(before, {"humaneval": {"pass@1_plus": 0.30}, "mbpp": {"pass@1_plus": 0.55}}, 0.05)
     assert drops == ["humaneval: pass@1+ 0.400 -> 0.300"]
     assert eval_gate({}, {"humaneval": {"pass@1_plus": 0.1}}, 0.0) == [], "nothing to compare with"
+
+
+def test_eval_is_keyed_by_the_benchmark_data_not_its_location(tmp_path: Path) -> None:
+    from tests.conftest import BENCHMARKS
+
+    def eval_hashes(*overrides: str) -> dict[str, str]:
+        plan = build_pipeline(composed(f"paths.root={tmp_path}", f"paths.data={BENCHMARKS}", *overrides))
+        return {s.name: s.key for s in plan if s.name.endswith("eval")}
+
+    default = eval_hashes()
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.copy(BENCHMARKS / "HumanEvalPlus-v0.1.10.jsonl.gz", moved / "he.jsonl.gz")
+    assert eval_hashes(f"paths.humaneval={moved / 'he.jsonl.gz'}") == default, "same data, another place"
+    assert eval_hashes("paths.data=") == default, "the release evalplus would download is the same data"
+    older = eval_hashes(f"paths.humaneval={BENCHMARKS / 'HumanEvalPlus-v0.1.9.jsonl.gz'}")
+    assert all(older[name] != default[name] for name in default), "another release must re-run evaluation"
+    assert eval_hashes("eval.float_tolerance=false") != default
+
+
+def test_published_grading_reads_the_published_releases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tests.conftest import BENCHMARKS, REFERENCE
+
+    def plan(*overrides: str) -> dict[str, Step]:
+        cfg = composed(f"paths.root={tmp_path}", f"paths.data={BENCHMARKS}", *overrides)
+        return {s.name: s for s in build_pipeline(cfg)}
+
+    default, published = plan(), plan("eval=evalplus_2024")
+    step = published["r0/eval"]
+    assert step.runtime["humaneval_path"].endswith("HumanEvalPlus-v0.1.9.jsonl.gz")
+    assert step.params["eval"]["float_tolerance"] is False
+    for b in ("humaneval", "mbpp"):
+        results = json.loads((REFERENCE / f"evalplus-starcoder2-15b-instruct-v0.1-{b}_eval_results.json").read_text())
+        assert step.params["data"][b] == results["hash"], "the data the published results were scored on"
+    # Decontamination reads the same files, so its steps follow the data too.
+    assert all(published[n].key != default[n].key for n in ("seeds", "r0/sft_data", "base/eval", "r0/eval"))
+
+    # A machine set up for evalplus (its override variables) needs no sca setting.
+    monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(BENCHMARKS / "HumanEvalPlus-v0.1.9.jsonl.gz"))
+    overridden = plan()
+    assert overridden["r0/eval"].params["data"]["humaneval"] == step.params["data"]["humaneval"]
+    assert overridden["r0/eval"].params["data"]["mbpp"] == default["r0/eval"].params["data"]["mbpp"]

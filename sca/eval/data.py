@@ -9,6 +9,7 @@ The parsing is evalplus's own: ``stream_jsonl`` (plain or gzipped JSONL), ``mbpp
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -22,10 +23,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DATASETS = ("humaneval", "mbpp")
-# The versions evalplus 0.3.1 downloads by default; other versions are used by path.
-RELEASES = {
-    "humaneval": ("HumanEvalPlus", "v0.1.10"),
-    "mbpp": ("MbppPlus", "v0.2.0"),
+NAMES = {"humaneval": "HumanEvalPlus", "mbpp": "MbppPlus"}
+# The releases evalplus 0.3.1 downloads; eval.<dataset>_version picks another, or paths.<dataset> any file.
+DEFAULT_VERSIONS = {"humaneval": "v0.1.10", "mbpp": "v0.2.0"}
+# evalplus's dataset hash (md5 of the uncompressed JSONL) of the releases we know: what the data is, wherever
+# it is read from. It is the "hash" evalplus writes into its results, so published results name their data.
+RELEASE_HASHES = {
+    ("humaneval", "v0.1.10"): "fe585eb4df8c88d844eeb463ea4d0302",
+    ("humaneval", "v0.1.9"): "84f4b93a1270b492e4c54d5212da7a5b",
+    ("mbpp", "v0.2.0"): "ee43ecabebf20deef4bb776a405ac5b1",
+    ("mbpp", "v0.1.0"): "ebe95df0d5220f00cedd6f4bddea35e4",
 }
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 
@@ -40,6 +47,7 @@ class Benchmark:
     path: Path
     problems: Mapping[str, Problem]
     digests: Mapping[str, str]  # task id -> hash of the raw task: keys its cached ground truth
+    data_hash: str = ""  # evalplus's hash of the whole file (dataset_hash)
 
     def select(self, limit: int = 0, task_ids: Sequence[str] = ()) -> Benchmark:
         """The listed task ids (in file order; ids of the other benchmark are ignored), then the first ``limit``."""
@@ -57,31 +65,59 @@ def task_digest(dataset: str, raw_task: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
+def dataset_hash(dataset: str, path: str | os.PathLike[str], version: str = "") -> str:
+    """evalplus's hash of a problems file: the md5 of its uncompressed JSONL.
+
+    ``path=""`` means the release to be downloaded: its known hash, or ``release:<name>`` for a release we
+    have no hash of (then the downloaded file cannot be checked against the plan).
+    """
+    check_dataset(dataset)
+    if not str(path):
+        version = version or DEFAULT_VERSIONS[dataset]
+        return RELEASE_HASHES.get((dataset, version), f"release:{release_name(dataset, version)}")
+    md5 = hashlib.md5()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                md5.update(chunk)
+    except OSError as e:  # gzip.BadGzipFile too
+        raise ValueError(f"{path}: cannot read the {dataset} problems file: {e}") from e
+    return md5.hexdigest()
+
+
 def check_dataset(dataset: str) -> None:
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is not one of {list(DATASETS)}")
 
 
-def release_url(dataset: str) -> str:
-    name, version = RELEASES[dataset]
+def release_name(dataset: str, version: str = "") -> str:
+    """``HumanEvalPlus-v0.1.10``: the file stem of a release, as evalplus caches it."""
+    check_dataset(dataset)
+    return f"{NAMES[dataset]}-{version or DEFAULT_VERSIONS[dataset]}"
+
+
+def release_url(dataset: str, version: str = "") -> str:
+    name = NAMES[dataset]
+    version = version or DEFAULT_VERSIONS[dataset]
     return f"https://github.com/evalplus/{name.lower()}_release/releases/download/{version}/{name}.jsonl.gz"
 
 
-def download(dataset: str, cache: Path) -> Path:
-    """The default release file, downloaded once into ``cache/eval/data`` (what evalplus would fetch)."""
-    name, version = RELEASES[dataset]
-    target = cache / "eval" / "data" / f"{name}-{version}.jsonl.gz"
+def download(dataset: str, cache: Path, version: str = "") -> Path:
+    """A release file, downloaded once into ``cache/eval/data`` (what evalplus would fetch)."""
+    release = release_name(dataset, version)
+    target = cache / "eval" / "data" / f"{release}.jsonl.gz"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    url = release_url(dataset)
+    url = release_url(dataset, version)
     log.info("downloading %s to %s", url, target)
     tmp = target.with_name(target.name + ".tmp")
     try:
         urllib.request.urlretrieve(url, tmp)
     except OSError as e:
         raise FileNotFoundError(
-            f"{name}-{version}.jsonl.gz: not found locally and could not be downloaded from {url} ({e}). "
+            f"{release}.jsonl.gz: not found locally and could not be downloaded from {url} ({e}). "
             f"Offline, put the file in a folder and set SCA_DATA=<folder> (paths.data), or set "
             f"paths.{dataset}=<file>"
         ) from e
@@ -89,15 +125,15 @@ def download(dataset: str, cache: Path) -> Path:
     return target
 
 
-def resolve_path(dataset: str, path: str, cache: str | os.PathLike[str]) -> Path:
-    """A local problems file: ``path`` if given, else the default release under the cache."""
+def resolve_path(dataset: str, path: str, cache: str | os.PathLike[str], version: str = "") -> Path:
+    """A local problems file: ``path`` if given, else the release ``version`` (default: evalplus's) under the cache."""
     check_dataset(dataset)
     if path:
         p = Path(path).expanduser()
         if not p.exists():
             raise FileNotFoundError(f"{dataset} problems file {p} does not exist (paths.{dataset})")
         return p
-    return download(dataset, Path(cache).expanduser())
+    return download(dataset, Path(cache).expanduser(), version)
 
 
 def load_benchmark(dataset: str, path: Path) -> Benchmark:
@@ -116,7 +152,7 @@ def load_benchmark(dataset: str, path: Path) -> Benchmark:
         missing = [k for k in REQUIRED if k not in task]
         if missing:
             raise ValueError(
-                f"{path}: record {lineno} is not a {RELEASES[dataset][0]} problem (missing {missing}); "
+                f"{path}: record {lineno} is not a {NAMES[dataset]} problem (missing {missing}); "
                 f"is this an EvalPlus {dataset} file?"
             )
         digests[task["task_id"]] = task_digest(dataset, task)
@@ -126,4 +162,4 @@ def load_benchmark(dataset: str, path: Path) -> Benchmark:
         problems[task["task_id"]] = task
     if not problems:
         raise ValueError(f"{path}: no {dataset} problems in the file")
-    return Benchmark(dataset, path, problems, digests)
+    return Benchmark(dataset, path, problems, digests, dataset_hash(dataset, path))

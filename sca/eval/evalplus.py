@@ -1,6 +1,6 @@
 """The eval step: generate solutions for HumanEval+ / MBPP+ with any backend, then score them with EvalPlus.
 
-``params = {"eval": hash_view(EvalConfig), "llm": {...}, "seed": int}``;
+``params = {"eval": hash_view(EvalConfig), "data": {bench: evalplus hash}, "llm": {...}, "seed": int}``;
 ``runtime = {"backend": {...}, "cache": str, "humaneval_path": str, "mbpp_path": str, "workers": int}``;
 ``inputs = {}`` (a named model) or ``{"model": <train step dir>}`` (``llm.model = {"from_step": ...}``).
 
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sca.eval.data import Benchmark, load_benchmark, resolve_path
 from sca.eval.extract import extract_code
 from sca.eval.prompts import answer_text, build_request
-from sca.eval.scoring import Limits, Scorer, Verdict, summarize
+from sca.eval.scoring import Grading, Scorer, Verdict, summarize
 from sca.generate.backend import is_chat, open_backend
 from sca.generate.prompting import request_seed
 from sca.io import Journal, iter_records, shard_name, write_json
@@ -45,12 +45,22 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
-def load_benchmarks(cfg: Mapping[str, Any], runtime: Mapping[str, Any]) -> dict[str, Benchmark]:
+def load_benchmarks(
+    cfg: Mapping[str, Any], runtime: Mapping[str, Any], data: Mapping[str, str] | None = None
+) -> dict[str, Benchmark]:
+    """The selected tasks of each benchmark; ``data`` (the step's hashed view of the files) must match them."""
     cache = str(runtime.get("cache", "~/.cache/sca"))
     out = {}
     for name in cfg["benchmarks"]:
-        path = resolve_path(name, str(runtime.get(f"{name}_path", "") or ""), cache)
-        out[name] = load_benchmark(name, path).select(int(cfg.get("limit", 0)), cfg.get("task_ids", []))
+        path = resolve_path(name, str(runtime.get(f"{name}_path", "") or ""), cache, runtime.get(f"{name}_version", ""))
+        bench = load_benchmark(name, path)
+        planned = (data or {}).get(name)
+        if planned and not planned.startswith("release:") and planned != bench.data_hash:
+            raise ValueError(
+                f"{path}: evalplus hash {bench.data_hash}, but this step was planned for {name} data with hash "
+                f"{planned}; the file changed after planning (or a download differs from the release): re-run"
+            )
+        out[name] = bench.select(int(cfg.get("limit", 0)), cfg.get("task_ids", []))
     known = {t for b in out.values() for t in b.problems}
     unknown = sorted(set(cfg.get("task_ids", [])) - known)
     if unknown:
@@ -125,10 +135,11 @@ def sample_record(
 def score(ctx: StepContext, benchmarks: Mapping[str, Benchmark], samples_file: Path) -> Counter[str]:
     """Phase 2: EvalPlus verdicts for every generated sample, committed per batch."""
     cfg = ctx.params["eval"]
-    limits = Limits(
+    grading = Grading(
         min_time_limit=float(cfg.get("min_time_limit", 1.0)),
         gt_time_limit_factor=float(cfg.get("gt_time_limit_factor", 4.0)),
         max_memory_gb=float(cfg.get("max_memory_gb", 4.0)),
+        float_tolerance=bool(cfg.get("float_tolerance", True)),
     )
     cache = Path(str(ctx.runtime.get("cache", "~/.cache/sca"))).expanduser()
     samples = list(iter_records(samples_file, EvalSample)) if samples_file.exists() else []
@@ -138,7 +149,7 @@ def score(ctx: StepContext, benchmarks: Mapping[str, Benchmark], samples_file: P
             mine = [s for s in todo if s.benchmark == name]
             if not mine:
                 continue
-            with Scorer(bench, cache, limits, int(ctx.runtime.get("workers", 0))) as scorer:
+            with Scorer(bench, cache, grading, int(ctx.runtime.get("workers", 0))) as scorer:
                 for batch in batches(mine, SCORE_BATCH):
                     verdicts = scorer.score([(s.task_id, s.solution) for s in batch], desc=f"{ctx.name} {name}")
                     scored = [
@@ -167,7 +178,7 @@ def scores_of(records: Sequence[EvalSample]) -> dict[str, dict[str, float]]:
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    benchmarks = load_benchmarks(ctx.params["eval"], ctx.runtime)
+    benchmarks = load_benchmarks(ctx.params["eval"], ctx.runtime, ctx.params.get("data"))
     samples_file = generate(ctx, benchmarks)
     counters: dict[str, float] = dict(score(ctx, benchmarks, samples_file))
     # Every shard rewrites scores.json from all shards' records so far: the last one to finish sees them all.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sca.eval.data import DATASETS, Benchmark, load_benchmark, resolve_path
-from sca.eval.scoring import Limits, Scorer, Verdict, summarize
+from sca.eval.scoring import Grading, Scorer, Verdict, summarize
 from sca.io import atomic_write_text
 from sca.progress import console, table
 
@@ -66,14 +67,15 @@ def evaluate(
     data: str = "",
     out: Path | None = None,
     cache: Path = Path("~/.cache/sca"),
-    limits: Limits | None = None,
+    grading: Grading | None = None,
     workers: int = 0,
     base_only: bool = False,
     partial: bool = False,
+    version: str = "",
 ) -> dict[str, Any]:
     """Score ``samples`` and write evalplus-style results; returns them."""
     cache = cache.expanduser()
-    bench = load_benchmark(dataset, resolve_path(dataset, data, cache))
+    bench = load_benchmark(dataset, resolve_path(dataset, data, cache, version))
     items = read_samples(samples, bench)
     missing = [t for t in bench.problems if t not in {t for t, _ in items}]
     if missing and not partial:
@@ -81,7 +83,7 @@ def evaluate(
             f"{samples} has no sample for {len(missing)} of {len(bench.problems)} tasks of {bench.path} "
             f"(first: {missing[:3]}); pass --partial to score only the tasks it covers"
         )
-    with Scorer(bench, cache, limits or Limits(), workers) as scorer:
+    with Scorer(bench, cache, grading or Grading(), workers) as scorer:
         verdicts = scorer.score(items, base_only=base_only)
     results = results_json(dataset, bench, items, verdicts, base_only)
     target = out or default_out(samples)
@@ -120,6 +122,7 @@ def results_json(
     return {
         "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "data": str(bench.path),
+        "hash": bench.data_hash,
         "eval": dict(evals),
         "scores": summarize(per_task, base_only),
     }
@@ -129,7 +132,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--samples", required=True, type=Path, help="samples .jsonl or a folder of <task>/<n>.py")
-    p.add_argument("--data", default="", help="problems file (.jsonl or .jsonl.gz); default: the release, downloaded")
+    p.add_argument(
+        "--data",
+        default="",
+        help="problems file (.jsonl or .jsonl.gz); default: $HUMANEVAL_OVERRIDE_PATH / $MBPP_OVERRIDE_PATH as "
+        "evalplus reads them, else a release, downloaded",
+    )
+    p.add_argument("--version", default="", help="the release to download without --data (default: evalplus 0.3.1's)")
     p.add_argument("--out", type=Path, default=None, help="results file (default <samples>_eval_results.json)")
     p.add_argument("--cache", type=Path, default=Path("~/.cache/sca"), help="ground truth and downloads")
     p.add_argument("--workers", type=int, default=0, help="test processes; 0 = one per core")
@@ -138,19 +147,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--min-time-limit", type=float, default=1.0)
     p.add_argument("--gt-time-limit-factor", type=float, default=4.0)
     p.add_argument("--max-memory-gb", type=float, default=4.0, help="per program; <= 0 disables the cap")
+    p.add_argument(
+        "--exact-floats",
+        action="store_true",
+        help="no float tolerance, as evalplus graded before 0.3 (to compare with figures published then)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    limits = Limits(args.min_time_limit, args.gt_time_limit_factor, args.max_memory_gb)
+    data = args.data or os.environ.get(f"{args.dataset.upper()}_OVERRIDE_PATH", "")
+    grading = Grading(args.min_time_limit, args.gt_time_limit_factor, args.max_memory_gb, not args.exact_floats)
     results = evaluate(
         args.dataset,
         args.samples,
-        args.data,
+        data,
         args.out,
         args.cache,
-        limits,
+        grading,
         args.workers,
         args.base_only,
         args.partial,
+        args.version,
     )
     scores = results["scores"]
     metrics = [k for k in sorted(scores) if k != "n_tasks"]

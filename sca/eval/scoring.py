@@ -15,6 +15,13 @@ solution. What we replace is the orchestration around them, which in 0.3.1 has t
   every program, even the canonical one. We read the child's own status instead (with fast checks, it is
   "success" only if every input passed), which is what later evalplus versions compute.
 
+``Grading.float_tolerance=False`` grades as evalplus did before 0.3 on numpy 1.x, which is how most
+published EvalPlus figures of 2024 were made (SelfCodeAlign's included, evalplus pinned at 25e195e).
+Its tolerance check was ``np.testing.assert_allclose``; numpy 1.x imports ``np.testing`` lazily, and that
+import calls ``subprocess.run``, which ``reliability_guard`` had just disabled. So the check always raised,
+and an output had to equal the canonical one bit for bit. We reproduce that by giving evalplus's checker,
+in the forked child only, a numpy whose ``allclose`` never agrees: the program under test is untouched.
+
 Each program runs in a fresh forked process (as evalplus does) started from a pool of spawned workers,
 so the parent's threads and model memory are never forked.
 """
@@ -25,6 +32,7 @@ import multiprocessing
 import os
 import pickle
 import time
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,13 +52,15 @@ PER_TASK_CAP_S = 60.0  # evalplus's default EVALPLUS_TIMEOUT_PER_TASK
 
 
 @dataclass(frozen=True)
-class Limits:
+class Grading:
     """EvalPlus's knobs: per-input limit = max(min_time_limit, gt_time_limit_factor * canonical time)."""
 
     min_time_limit: float = 1.0
     gt_time_limit_factor: float = 4.0
     max_memory_gb: float = 4.0
     """Address-space cap per program (evalplus's EVALPLUS_MAX_MEMORY_BYTES); <= 0 disables it."""
+    float_tolerance: bool = True
+    """False: floats must equal the canonical outputs exactly, as graded before evalplus 0.3 (module docstring)."""
 
     def memory_bytes(self) -> int:
         return -1 if self.max_memory_gb <= 0 else int(self.max_memory_gb * (1 << 30))
@@ -74,6 +84,26 @@ def _init_worker(memory_bytes: int) -> None:
     os.environ.pop("EVALPLUS_TIMEOUT_PER_TASK", None)
 
 
+class _NumpyWithoutTolerance(types.ModuleType):
+    """numpy as evalplus's checker saw it before 0.3 on numpy 1.x: every tolerance check fails."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    @staticmethod
+    def allclose(*_: Any, **__: Any) -> bool:
+        return False
+
+
+def _unsafe_execute(float_tolerance: bool, *args: Any) -> None:
+    """evalplus's checker, in the forked child that tests one program."""
+    import evalplus.eval as checker
+
+    if not float_tolerance:
+        checker.np = _NumpyWithoutTolerance("numpy")  # type: ignore[attr-defined]
+    checker.unsafe_execute(*args)
+
+
 def _expected(dataset: str, problem: Problem) -> dict[str, Any]:
     """Ground truth of one task: the canonical solution's outputs and run times (evalplus's get_groundtruth)."""
     from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
@@ -90,13 +120,11 @@ def _expected(dataset: str, problem: Problem) -> dict[str, Any]:
 
 
 def _run_inputs(
-    dataset: str, code: str, problem: Problem, kind: str, expected: Mapping[str, Any], limits: Limits
+    dataset: str, code: str, problem: Problem, kind: str, expected: Mapping[str, Any], grading: Grading
 ) -> tuple[str, int]:
     """One program against one input set in a fresh process: (status, index of the failing input or -1)."""
-    from evalplus.eval import unsafe_execute
-
     inputs = problem[f"{kind}_input"]
-    time_limits = [max(limits.min_time_limit, limits.gt_time_limit_factor * t) for t in expected[f"{kind}_time"]]
+    time_limits = [max(grading.min_time_limit, grading.gt_time_limit_factor * t) for t in expected[f"{kind}_time"]]
     timeout = min(PER_TASK_CAP_S, sum(time_limits)) + 1
     # Fork explicitly: workers are spawned, so their default would be spawn, ~0.6 s per program instead of ~30 ms.
     ctx = multiprocessing.get_context("fork")
@@ -104,7 +132,7 @@ def _run_inputs(
     stat = ctx.Value("i", _UNKNOWN)
     details = ctx.Array("b", [False] * len(inputs))
     args = (dataset, problem["entry_point"], code, inputs, expected[kind], time_limits, problem["atol"], True)
-    p = ctx.Process(target=unsafe_execute, args=(*args, stat, details, progress))
+    p = ctx.Process(target=_unsafe_execute, args=(grading.float_tolerance, *args, stat, details, progress))
     p.start()
     p.join(timeout=timeout + 1)
     for stop in (p.terminate, p.kill):
@@ -125,24 +153,24 @@ def _run_inputs(
 
 
 def _check(
-    dataset: str, problem: Problem, solution: str, expected: Mapping[str, Any], limits: Limits, base_only: bool
+    dataset: str, problem: Problem, solution: str, expected: Mapping[str, Any], grading: Grading, base_only: bool
 ) -> Verdict:
-    base, base_i = _run_inputs(dataset, solution, problem, "base", expected, limits)
+    base, base_i = _run_inputs(dataset, solution, problem, "base", expected, grading)
     if base_only:
         return Verdict(base, "", base_i)
     # Like evalplus, run the extra tests even when the base ones fail: the raw plus status is reported.
-    plus, plus_i = _run_inputs(dataset, solution, problem, "plus", expected, limits)
+    plus, plus_i = _run_inputs(dataset, solution, problem, "plus", expected, grading)
     return Verdict(base, plus, base_i, plus_i)
 
 
 class Scorer:
     """A pool of workers that computes (and caches) ground truth and checks programs for one dataset."""
 
-    def __init__(self, benchmark: Benchmark, cache: Path, limits: Limits = Limits(), workers: int = 0) -> None:
+    def __init__(self, benchmark: Benchmark, cache: Path, grading: Grading = Grading(), workers: int = 0) -> None:
         self.dataset = benchmark.dataset
         self.problems = benchmark.problems
         self.digests = benchmark.digests
-        self.limits = limits
+        self.grading = grading
         self.cache_dir = cache / "eval" / "groundtruth" / f"evalplus-{metadata.version('evalplus')}" / self.dataset
         self.workers = workers or max(1, (os.cpu_count() or 2))
         self._pool: ProcessPoolExecutor | None = None
@@ -153,7 +181,7 @@ class Scorer:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.limits.memory_bytes(),),
+            initargs=(self.grading.memory_bytes(),),
         )
         return self
 
@@ -204,7 +232,9 @@ class Scorer:
             raise KeyError(f"{self.dataset}: samples name tasks not in the problems file: {unknown[:5]}")
         self.ground_truth(t for t, _ in items)
         futures: dict[Future[Verdict], int] = {
-            self.pool.submit(_check, self.dataset, self.problems[t], code, self._expected[t], self.limits, base_only): i
+            self.pool.submit(
+                _check, self.dataset, self.problems[t], code, self._expected[t], self.grading, base_only
+            ): i
             for i, (t, code) in enumerate(items)
         }
         verdicts: list[Verdict | None] = [None] * len(items)

@@ -246,10 +246,7 @@ def run(ctx: StepContext) -> dict[str, float]:
     if cfg["decontaminate"]:
         from sca.generate.decontam import load_decontaminator
 
-        decon = load_decontaminator(
-            cfg["decontaminate"], ctx.runtime.get("humaneval_path", ""), ctx.runtime.get("mbpp_path", ""),
-            ngram=int(cfg["decontam_ngram"]), cache=str(ctx.runtime.get("cache", "~/.cache/sca")),
-        )  # fmt: skip
+        decon = load_decontaminator(cfg["decontaminate"], ctx.runtime, ngram=int(cfg["decontam_ngram"]))
     examples: list[SFTExample] = []
     for c in selected:
         rng = random.Random(f"{seed}:{c.response.id}:augment")

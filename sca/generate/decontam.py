@@ -1,10 +1,7 @@
 """Decontamination against HumanEval(+) and MBPP(+): exact substring and word n-gram overlap.
 
-The benchmark texts come from evalplus's own loaders, so the data is the data we evaluate on. Local
-files are honoured through evalplus's override paths; evalplus reads ``HUMANEVAL_OVERRIDE_PATH`` /
-``MBPP_OVERRIDE_PATH`` from the environment when it is *imported*, so we set the module attributes
-instead (and put them back). evalplus reads ``.jsonl.gz`` itself. With an empty path evalplus
-downloads into its cache (``$XDG_CACHE_HOME/evalplus``).
+The benchmark texts come from the eval's own loader (``sca.eval.data``), so the data decontaminated
+against is the data we evaluate on: the files the pipeline names, or the releases it downloads.
 
 Benchmark strings: HumanEval docstrings (of the entry point) and canonical solutions; MBPP task
 descriptions, their example asserts and canonical solutions.
@@ -74,7 +71,11 @@ def benchmark_texts(tasks: Mapping[str, Mapping[str, Any]], benchmark: str) -> I
 
 
 def load_benchmark_texts(
-    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = "", cache: str = "~/.cache/sca"
+    benchmarks: Sequence[str],
+    humaneval_path: str = "",
+    mbpp_path: str = "",
+    cache: str = "~/.cache/sca",
+    versions: Mapping[str, str] | None = None,
 ) -> list[BenchmarkText]:
     """Prompts, solutions and asserts of the benchmarks, read like the eval step reads them (one loader)."""
     from sca.eval.data import load_benchmark, resolve_path
@@ -84,7 +85,7 @@ def load_benchmark_texts(
         raise ValueError(f"unknown decontamination benchmarks {unknown}; choose from {list(BENCHMARKS)}")
     texts: list[BenchmarkText] = []
     for b in benchmarks:
-        path = resolve_path(b, humaneval_path if b == "humaneval" else mbpp_path, cache)
+        path = resolve_path(b, humaneval_path if b == "humaneval" else mbpp_path, cache, (versions or {}).get(b, ""))
         tasks = load_benchmark(b, path).problems
         texts.extend(benchmark_texts(tasks, b))
     return texts
@@ -161,8 +162,13 @@ class Decontaminator:
         return self.check_exact(text, ws) or self.check_ngram(text, ws)
 
 
-def load_decontaminator(
-    benchmarks: Sequence[str], humaneval_path: str = "", mbpp_path: str = "", ngram: int = 10,
-    cache: str = "~/.cache/sca",
-) -> Decontaminator:  # fmt: skip
-    return Decontaminator(load_benchmark_texts(benchmarks, humaneval_path, mbpp_path, cache), ngram=ngram)
+def load_decontaminator(benchmarks: Sequence[str], runtime: Mapping[str, Any], ngram: int = 10) -> Decontaminator:
+    """The benchmarks' texts, from the files (or releases) a step's runtime names (``pipeline.benchmark_paths``)."""
+    texts = load_benchmark_texts(
+        benchmarks,
+        str(runtime.get("humaneval_path", "")),
+        str(runtime.get("mbpp_path", "")),
+        str(runtime.get("cache", "~/.cache/sca")),
+        {b: str(runtime.get(f"{b}_version", "")) for b in benchmarks},
+    )
+    return Decontaminator(texts, ngram=ngram)

@@ -471,10 +471,7 @@ def run(ctx: StepContext) -> dict[str, float]:
     if cfg["decontaminate"]:
         from sca.generate.decontam import load_decontaminator
 
-        decon = load_decontaminator(
-            ["humaneval", "mbpp"], ctx.runtime.get("humaneval_path", ""), ctx.runtime.get("mbpp_path", ""),
-            ngram=int(cfg["decontam_ngram"]), cache=str(ctx.runtime.get("cache", "~/.cache/sca")),
-        )  # fmt: skip
+        decon = load_decontaminator(["humaneval", "mbpp"], ctx.runtime, ngram=int(cfg["decontam_ngram"]))
         for sid in sorted(unique):
             if decon.check(unique[sid].code):
                 counts["dropped_contaminated"] += 1
