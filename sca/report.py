@@ -27,7 +27,7 @@ class Report:
     funnel: Rows = field(default_factory=list)  # [stage, count]
     drops: Rows = field(default_factory=list)  # [step, reason, count]
     verdicts: Rows = field(default_factory=list)  # [step, verdict, count, share]
-    scores: Rows = field(default_factory=list)  # [model, benchmark, pass@1 base, pass@1 plus, tasks]
+    scores: Rows = field(default_factory=list)  # [model, benchmark, pass@1 base, pass@1 plus, tasks, data]
     timing: Rows = field(default_factory=list)  # [step, status, seconds, records, records/s]
     artifacts: Rows = field(default_factory=list)  # [step, directory]
     losses: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # step -> [(step, loss)]
@@ -73,8 +73,20 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
             scores = json.loads((out / "scores.json").read_text())
             model = "base" if step.name.startswith("base/") else step.name.split("/")[0]
             for bench, s in sorted(scores.items()):
-                report.scores.append([model, bench, s.get("pass@1_base"), s.get("pass@1_plus"), s.get("n_tasks")])
+                row = [model, bench, s.get("pass@1_base"), s.get("pass@1_plus"), s.get("n_tasks"), _data(step, bench)]
+                report.scores.append(row)
     return report
+
+
+def _data(step: Step, bench: str) -> str:
+    """Which data, and how it was graded: ``v0.1.9, exact floats``."""
+    from sca.eval.data import data_label
+
+    data = step.params.get("data", {}).get(bench)
+    label = data_label(bench, data) if data else "?"
+    if step.params.get("eval", {}).get("float_tolerance") is False:
+        label += ", exact floats"
+    return label
 
 
 def _loss_history(train_dir: Path) -> list[tuple[float, float]]:
@@ -135,7 +147,10 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "funnel": ("Funnel: seeds to SFT examples", ["stage", "records"]),
     "drops": ("Dropped, by reason", ["step", "reason", "count"]),
     "verdicts": ("Execution verdicts", ["step", "verdict", "count", "share"]),
-    "scores": ("EvalPlus pass@1, base model vs tuned", ["model", "benchmark", "base tests", "plus tests", "tasks"]),
+    "scores": (
+        "EvalPlus pass@1, base model vs tuned",
+        ["model", "benchmark", "base tests", "plus tests", "tasks", "data"],
+    ),
     "timing": ("Wall time and throughput per step", ["step", "status", "seconds", "records", "records/s"]),
     "artifacts": ("Artifacts", ["step", "directory"]),
 }

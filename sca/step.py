@@ -17,6 +17,7 @@ the function, so children need no Hydra.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import hashlib
 import importlib
@@ -24,8 +25,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from sca.io import SUCCESS, Journal, merge_shards, read_records, write_json
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -292,7 +297,27 @@ def run_plan(
     return results
 
 
+def die_with_parent() -> None:
+    """Have Linux SIGKILL this process as soon as the process that started it dies.
+
+    torchrun starts its workers in sessions of their own, so when a run is killed (SIGKILL to its process
+    group, a scheduler's kill) training would go on as an orphan, writing checkpoints and a finished-shard
+    marker into the step directory while the re-run trains there too. Elsewhere than Linux: nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        log.warning(
+            "prctl(PR_SET_PDEATHSIG) failed (errno %d): this shard may outlive its launcher", ctypes.get_errno()
+        )
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    die_with_parent()
     parser = argparse.ArgumentParser(description="Run one shard of a step from its spec.json (child entry).")
     parser.add_argument("step_dir", type=Path)
     parser.add_argument("--shard", type=int, default=0)

@@ -80,6 +80,11 @@ def test_killed_in_generation_and_in_training_finishes_with_the_same_data(
     assert not list((killed / "store").glob("r0/responses-*/_SUCCESS"))
     run_until_killed(killed, tiny_model_dir, slow_server, checkpointed)
     assert not list((killed / "store").glob("r0/train-*/_DONE-*")), "the kill came after training had finished"
+    # torchrun's worker lives in its own session: it must die with the run, not train on as an orphan.
+    [ckpts] = (killed / "store").glob("r0/train-*/checkpoints")
+    before = sorted(p.name for p in ckpts.iterdir())
+    time.sleep(5)
+    assert sorted(p.name for p in ckpts.iterdir()) == before, "training went on after the run was killed"
     assert sca_main(killed, tiny_model_dir, slow_server, "generate.backend.batch_size=2", *TRAIN).returncode == 0
 
     for name in ("seeds", "r0/concepts", "r0/instructions", "r0/responses", "r0/executions", "r0/sft_data"):

@@ -82,6 +82,7 @@ def test_whole_loop_flows_ids_and_reruns_only_what_changed(
     report = (run_dir / "report.md").read_text()
     for heading in ("Funnel", "Execution verdicts", "EvalPlus pass@1", "Wall time"):
         assert heading in report
+    assert "v0.1.10" in report and "v0.2.0" in report, "the eval table names the data it scored against"
     assert (run_dir / "funnel.png").exists() and (run_dir / "config.json").exists()
     assert "sca.main" in (run_dir / "command.txt").read_text()
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")), "the pipeline run is logged offline"

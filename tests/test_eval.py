@@ -13,7 +13,15 @@ import pytest
 
 from sca.config import EvalConfig, hash_view
 from sca.eval import evalplus as step_mod
-from sca.eval.data import RELEASE_HASHES, Benchmark, dataset_hash, load_benchmark, release_name, resolve_path
+from sca.eval.data import (
+    RELEASE_HASHES,
+    Benchmark,
+    data_label,
+    dataset_hash,
+    load_benchmark,
+    release_name,
+    resolve_path,
+)
 from sca.eval.extract import code_blocks, extract_code
 from sca.eval.prompts import build_request, instruction, mbpp_parts
 from sca.eval.score import evaluate
@@ -277,6 +285,8 @@ def test_evalplus_hash_names_the_data_whatever_its_packing(tmp_path: Path) -> No
         assert dataset_hash(dataset, "", version) == md5
     assert dataset_hash("humaneval", "") == dataset_hash("humaneval", HUMANEVAL_PLUS), "default: evalplus 0.3.1's"
     assert dataset_hash("mbpp", "", "v9.9") == "release:MbppPlus-v9.9"
+    assert data_label("mbpp", RELEASE_HASHES[("mbpp", "v0.1.0")]) == "v0.1.0"
+    assert data_label("mbpp", "0123456789abcdef") == "0123456789ab", "an unknown file: its hash"
     with pytest.raises(ValueError, match="cannot read the mbpp problems file"):
         (tmp_path / "bad.jsonl.gz").write_text("not gzip")
         dataset_hash("mbpp", tmp_path / "bad.jsonl.gz")

@@ -199,3 +199,51 @@ def test_corrupt_record_names_file_and_line(tmp_path: Path) -> None:
         ValueError, match=r"records.jsonl:1: not a Seed record .*unknown fields \['cod'\].*missing \['code'\]"
     ):
         read_records(tmp_path, Seed)
+
+
+def _orphan_survives(tmp_path: Path, guard: bool) -> bool:
+    """Start a launcher that starts a child in its own session (as torchrun does), SIGKILL the launcher,
+    and say whether the child is still alive 10 s later."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / f"child-{guard}.pid"
+    child = (
+        "import os, sys, time\n"
+        + ("from sca.step import die_with_parent\ndie_with_parent()\n" if guard else "")
+        + f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    )
+    launcher = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", launcher], cwd=Path(__file__).resolve().parent.parent)
+    deadline = time.time() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, "the child never started"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"
+
+    deadline = time.time() + 10
+    while alive() and time.time() < deadline:
+        time.sleep(0.1)
+    survived = alive()
+    if survived:
+        os.kill(pid, signal.SIGKILL)
+    return survived
+
+
+def test_a_shard_process_dies_with_its_launcher(tmp_path: Path) -> None:
+    assert _orphan_survives(tmp_path, guard=False), "control: a child in its own session outlives a SIGKILLed parent"
+    assert not _orphan_survives(tmp_path, guard=True), "die_with_parent() must take the child down with its launcher"

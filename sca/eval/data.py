@@ -86,6 +86,12 @@ def dataset_hash(dataset: str, path: str | os.PathLike[str], version: str = "") 
     return md5.hexdigest()
 
 
+def data_label(dataset: str, data_hash: str) -> str:
+    """A release's version for a hash we know (``v0.1.9``), else the hash's first digits."""
+    versions = [v for (d, v), h in RELEASE_HASHES.items() if d == dataset and h == data_hash]
+    return versions[0] if versions else data_hash.removeprefix("release:")[:12]
+
+
 def check_dataset(dataset: str) -> None:
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is not one of {list(DATASETS)}")
