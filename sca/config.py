@@ -226,6 +226,10 @@ class CurateConfig:
     """Probability of putting some of the response's asserts into the instruction (off by default)."""
     augment_max_asserts: int = 3
 
+    def __post_init__(self) -> None:
+        for b in self.decontaminate:
+            _choice(b, ("humaneval", "mbpp"), "curate.decontaminate")
+
 
 @dataclass
 class LoraConfig:

@@ -50,13 +50,17 @@ def benchmark_paths(cfg: Config) -> dict[str, str]:
     }
 
 
-def benchmark_data(paths: Mapping[str, str], benchmarks: Sequence[str]) -> dict[str, str]:
-    """What a step reads of the benchmarks, for its hash: evalplus's hash of each benchmark file.
+def benchmark_data(paths: Mapping[str, str]) -> dict[str, str]:
+    """What steps read of the benchmarks, for their hashes: evalplus's hash of each benchmark file.
 
     A file's location is runtime, its content is not: pointing ``paths.humaneval`` at another release must
     re-run evaluation and decontamination, while the same release read from a folder or downloaded must not.
     """
-    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in benchmarks}
+    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in DATASETS}
+
+
+def only(data: Mapping[str, str], benchmarks: Sequence[str]) -> dict[str, str]:
+    return {b: data[b] for b in benchmarks}
 
 
 def wandb_runtime(cfg: Config, name: str) -> dict[str, Any]:
@@ -95,12 +99,13 @@ def build_pipeline(cfg: Config) -> list[Step]:
         return {"stage": hash_view(conf), "prompt_file": conf.prompt}
 
     paths = benchmark_paths(cfg)
+    data = benchmark_data(paths)  # each file hashed once per plan
     seeds = Step(
         "seeds",
         "sca.generate.seeds:run",
         {
             "seeds": hash_view(g.seeds),
-            "benchmarks": benchmark_data(paths, DATASETS if g.seeds.decontaminate else ()),
+            "benchmarks": only(data, DATASETS if g.seeds.decontaminate else ()),
             "seed": seed,
         },
         runtime={**runtime_view(g.seeds), **paths},
@@ -117,13 +122,13 @@ def build_pipeline(cfg: Config) -> list[Step]:
             where="subprocess",
         )
         plan.append(seeds)
-    data = benchmark_data(paths, cfg.eval.benchmarks)
+    eval_data = only(data, cfg.eval.benchmarks)
     if cfg.eval.include_base:
         plan.append(
             Step(
                 "base/eval",
                 "sca.eval.evalplus:run",
-                {"eval": hash_view(cfg.eval), "data": data, "llm": base_llm, "seed": seed},
+                {"eval": hash_view(cfg.eval), "data": eval_data, "llm": base_llm, "seed": seed},
                 runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
                 where="subprocess",
             )
@@ -180,7 +185,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
             "sca.generate.curate:run",
             {
                 "curate": hash_view(cfg.curate),
-                "benchmarks": benchmark_data(paths, cfg.curate.decontaminate),
+                "benchmarks": only(data, cfg.curate.decontaminate),
                 "seed": seed,
             },
             {
@@ -214,7 +219,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
         evaluation = Step(
             f"r{r}/eval",
             "sca.eval.evalplus:run",
-            {"eval": hash_view(cfg.eval), "data": data, "llm": llm(trained(train)), "seed": seed},
+            {"eval": hash_view(cfg.eval), "data": eval_data, "llm": llm(trained(train)), "seed": seed},
             {"model": train},
             runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
             where="subprocess",

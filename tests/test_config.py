@@ -70,6 +70,7 @@ def test_paper_run_uses_the_papers_recipe() -> None:
         ("generate.backend.name=tgi", "generate.backend.name"),
         ("sandbox.min_tier=Z", "sandbox.min_tier"),
         ("train.method=qlora", "train.method"),
+        ("curate.decontaminate=[apps]", "curate.decontaminate='apps'"),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
