@@ -205,6 +205,9 @@ class SandboxConfig:
     """Re-runs of a timed-out program before the timeout verdict is final (load spikes are not verdicts)."""
     infra_retries: int = 2
     """Retries of a program whose run failed in the sandbox itself (never counted as the sample failing)."""
+    stub_check: bool = False
+    """Beyond the paper: re-run each passing sample's tests against a stub of its solution (every function
+    and method returns None); tests that still pass cannot tell a stub from a solution (Execution.strong_tests)."""
     workers: int = runtime(0)
     """Warm workers; 0 = one per core."""
 
@@ -225,6 +228,9 @@ class CurateConfig:
     augment_asserts_p: float = 0.0
     """Probability of putting some of the response's asserts into the instruction (off by default)."""
     augment_max_asserts: int = 3
+    require_strong_tests: bool = False
+    """Beyond the paper: drop passing samples whose tests also passed against a stub solution
+    (``dropped_weak_tests``); needs sandbox.stub_check."""
 
     def __post_init__(self) -> None:
         for b in self.decontaminate:
@@ -357,6 +363,13 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        if self.curate.require_strong_tests and not self.sandbox.stub_check:
+            raise ConfigError(
+                "curate.require_strong_tests=true needs sandbox.stub_check=true (the check that measures test "
+                "strength); set both, or neither"
+            )
 
 
 def to_config(composed: DictConfig | dict[str, Any]) -> Config:

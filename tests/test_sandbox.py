@@ -79,7 +79,7 @@ def test_timeouts_are_rerun_before_the_verdict_is_final(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(Sandbox, "_observe", counting)
     cfg = SandboxConfig(timeout_s=0.5, rerun_timeouts=1, workers=1)
-    outs = execute_programs(["import time\ntime.sleep(60)\n", ADD], cfg)
+    outs = execute_programs(["import time\ntime.sleep(60)\n", ADD + "assert add(1, 1) == 2\n"], cfg)
     assert [o.verdict for o in outs] == ["timeout", "passed"]
     assert len(calls) == 3  # the timeout ran twice, the pass once
 
@@ -112,7 +112,7 @@ def test_worker_death_is_infra_never_a_failed_sample(force_tier: Any) -> None:
     force_tier("C")
     cfg = SandboxConfig(timeout_s=2.0, rerun_timeouts=0, infra_retries=1, workers=1)
     with Sandbox(cfg) as sb:
-        outs = sb.run_filter(["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", ADD])
+        outs = sb.run_filter(["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", ADD + "assert add(1, 1) == 2\n"])
     assert outs[0].verdict == "infra" and outs[1].verdict == "passed"
 
 

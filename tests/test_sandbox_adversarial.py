@@ -49,12 +49,14 @@ def catalogue(canary: Path, host_secret: Path, port: int) -> dict[str, str]:
             "import ctypes, resource\n"
             "try:\n    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
             "except (ValueError, OSError):\n    pass\n"
-            "libc = ctypes.CDLL(None)\nlim = (ctypes.c_ulong * 2)(2**63, 2**63)\n"
-            "libc.prlimit64(0, resource.RLIMIT_AS, lim, None)\n"
+            "try:\n    libc = ctypes.CDLL(None)\n    lim = (ctypes.c_ulong * 2)(2**63, 2**63)\n"
+            "    libc.prlimit64(0, resource.RLIMIT_AS, lim, None)\n"
+            "except OSError:\n    pass  # filter mode denies ctypes outright\n"
             "x = b'x' * (6 << 30)\n"
         ),
         "09_recursion": "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1) + 1\nf(0)\n",
-        "10_segfault": "import ctypes\nctypes.string_at(0)\n",
+        "10_segfault": "import faulthandler\nfaulthandler._sigsegv()\n",
+        "10_ctypes_denied": "import ctypes\nctypes.string_at(0)\n",
         "11_fd_exhaustion": (
             "import os\nfds = []\ntry:\n    while len(fds) < 10000:\n        fds.append(os.open(os.devnull, os.O_RDONLY))\n"
             "except OSError:\n    pass\nassert len(fds) < 64, len(fds)\n"
@@ -106,7 +108,8 @@ def catalogue(canary: Path, host_secret: Path, port: int) -> dict[str, str]:
         "32_fake_passed_stdout": "def add(a, b):\n    return 0\nprint('PASSED')\nprint('{\"status\": \"ok\"}')\n"
         + TESTS,
         "32_forge_result_fd": 'import os\nos.write(3, b\'{"status": "ok"}\\n\')\nos._exit(0)\n',
-        "37_symlink_planted": f"import os\nos.symlink({str(canary.parent)!r}, 'escape')\nos.symlink({c!r}, 'out.txt')\n",
+        "37_symlink_planted": f"import os\nos.symlink({str(canary.parent)!r}, 'escape')\nos.symlink({c!r}, 'out.txt')\n"
+        "assert os.path.islink('escape')\n",
         "38_tty_ioctl": (
             "import fcntl, termios, os\nok = []\ntry:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x')\n    ok.append(0)\n"
             "except OSError:\n    pass\ntry:\n    os.open('/dev/tty', os.O_RDWR)\n    ok.append(1)\nexcept OSError:\n    pass\n"
@@ -132,6 +135,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {  # verdict, and error_type where it mat
     "07_memory_bomb": ("memory", "MemoryError"),
     "08_raise_rlimit_then_bomb": ("memory", "MemoryError"),
     "10_segfault": ("crash", "SIGSEGV"),
+    "10_ctypes_denied": ("error", "PermissionError"),
     "11_fd_exhaustion": ("passed",),
     "12_stdin": ("error", "EOFError"),
     "13_huge_print": ("error", "OutputLimitExceeded"),

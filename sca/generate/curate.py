@@ -2,7 +2,8 @@
 
 In order, every removed response counted under ``dropped_<reason>`` and written to ``removed.jsonl``:
 
-1. passing only (``verdict == "passed"``);
+1. passing only (``verdict == "passed"``); with ``require_strong_tests``, only those whose tests failed
+   against a stub solution (``Execution.strong_tests``, beyond the paper);
 2. format: the solution parses; the tests parse, assert something and really invoke code at top level
    (not only defs/imports); the response shows a fenced code block and does not contain the tests; no
    placeholder text (``TODO``, ``your code here``, ``NotImplemented``...) as whole words;
@@ -192,7 +193,10 @@ def run(ctx: StepContext) -> dict[str, float]:
         passed += 1
         c = Candidate(response=r, execution=e, instruction=inst, concepts=conc, seed=sd)
         problem = format_problem(r)
-        if problem:
+        if cfg["require_strong_tests"] and e.strong_tests is not True:
+            # tests that also pass against a stub solution (every function returns None) check nothing
+            drop(c, "weak_tests" if e.strong_tests is False else "tests_not_stub_checked")
+        elif problem:
             drop(c, problem)
         elif len(inst.text) > cfg["max_instruction_chars"]:
             drop(c, "instruction_too_long", f"{len(inst.text)} chars")

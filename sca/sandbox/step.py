@@ -15,6 +15,7 @@ from typing import Any
 from sca.config import ConfigError, SandboxConfig
 from sca.progress import bar, print_counters
 from sca.records import Execution, Response, make_id
+from sca.sandbox.program import stub_solution
 from sca.sandbox.supervisor import Sandbox, iter_chunks
 from sca.sandbox.verdicts import Outcome
 from sca.step import StepContext
@@ -37,7 +38,23 @@ def program_of(response: Response) -> str:
     return response.solution.rstrip() + "\n\n\n" + response.tests.strip() + "\n"
 
 
-def to_record(response: Response, outcome: Outcome) -> Execution:
+def stub_program(response: Response) -> str | None:
+    """The response's tests run against a stub of its solution (every function/method returns None)."""
+    stub = stub_solution(response.solution)
+    return None if stub is None else stub.rstrip() + "\n\n\n" + response.tests.strip() + "\n"
+
+
+def check_strength(sandbox: Sandbox, passed: list[Response], tick: Any = None) -> dict[str, bool | None]:
+    """response id -> strong_tests for passing responses: True when the tests fail against the stub."""
+    stubs = {r.id: p for r in passed if (p := stub_program(r)) is not None}
+    outcomes = sandbox.run_filter(list(stubs.values()), tick)
+    strong: dict[str, bool | None] = {r.id: None for r in passed}
+    for rid, out in zip(stubs, outcomes, strict=True):
+        strong[rid] = None if out.verdict == "infra" else out.verdict != "passed"
+    return strong
+
+
+def to_record(response: Response, outcome: Outcome, strong_tests: bool | None = None) -> Execution:
     return Execution(
         id=make_id(response.id, "exec"),
         parent_id=response.id,
@@ -46,6 +63,7 @@ def to_record(response: Response, outcome: Outcome) -> Execution:
         duration_s=outcome.duration_s,
         tier=outcome.tier,
         detail=outcome.detail[-1000:],
+        strong_tests=strong_tests,
     )
 
 
@@ -73,6 +91,10 @@ def run(ctx: StepContext) -> dict[str, float]:
                         strict=True,
                     )
                 )
+                strong: dict[str, bool | None] = {}
+                if config.stub_check:
+                    passed = [r for r in runnable if outcomes[r.id].verdict == "passed"]
+                    strong = check_strength(sandbox, passed)
                 records, done, infra = [], [], []
                 for r in batch:
                     outcome = outcomes.get(r.id) or Outcome("no_tests", "", 0.0, sandbox.tier, "response has no tests")
@@ -81,10 +103,13 @@ def run(ctx: StepContext) -> dict[str, float]:
                     if outcome.verdict == "infra":
                         infra.append(r.id)  # never recorded: a sandbox failure is not the sample's verdict
                         continue
-                    records.append(to_record(r, outcome))
+                    records.append(to_record(r, outcome, strong.get(r.id)))
                     done.append(r.id)
                 counts = Counter({"in": len(done), "out": len(records)})
                 counts.update(f"verdict_{rec.verdict}" for rec in records)
+                if config.stub_check:  # the share of passes whose tests cannot tell a stub from a solution
+                    counts["stub_checked"] += sum(rec.strong_tests is not None for rec in records)
+                    counts["stub_weak_tests"] += sum(rec.strong_tests is False for rec in records)
                 journal.commit(done, records, dict(counts))
                 if infra:
                     progress.close()
@@ -96,4 +121,7 @@ def run(ctx: StepContext) -> dict[str, float]:
         progress.close()
         counters: dict[str, float] = dict(journal.counters)
     print_counters(f"{ctx.name}: verdicts", counters)
+    if counters.get("stub_checked"):
+        share = counters.get("stub_weak_tests", 0) / counters["stub_checked"]
+        print_counters(f"{ctx.name}: test strength", {"weak_tests_share_of_passed": round(share, 4)})
     return counters

@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,8 +64,8 @@ class BenchTask:
 class Worker:
     """One warm worker process and its pipes."""
 
-    def __init__(self, probe: tiers.Probe, layers: Sequence[str], disk_mb: int) -> None:
-        opts = {"layers": list(layers), "namespaces": probe.namespaces, "disk_mb": disk_mb}
+    def __init__(self, probe: tiers.Probe, layers: Sequence[str], disk_mb: int, scratch: str) -> None:
+        opts = {"layers": list(layers), "namespaces": probe.namespaces, "disk_mb": disk_mb, "scratch": scratch}
         cmd = [sys.executable, "-I", "-c", BOOT, json.dumps(opts)]
         if probe.namespaces:
             cmd = [shutil.which("unshare") or "unshare", *tiers.UNSHARE, *cmd]
@@ -127,12 +128,15 @@ class Sandbox:
         self._idle: queue.Queue[Worker | None] = queue.Queue()
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
+        # Tier A mounts each worker's private tmpfs here (inside its own mount namespace), an empty
+        # directory of our own: a tmpfs over /tmp would hide an interpreter or venv living there.
+        self._scratch = tempfile.mkdtemp(prefix="sca-scratch-") if self.probe.namespaces else ""
         for _ in range(n):
             self._idle.put(self._spawn())
         log.info("sandbox: %d workers, %s", n, self.probe.describe())
 
     def _spawn(self) -> Worker:
-        w = Worker(self.probe, self.layers, self.config.disk_mb)
+        w = Worker(self.probe, self.layers, self.config.disk_mb, self._scratch)
         with self._lock:
             self._workers.append(w)
         return w
@@ -142,6 +146,9 @@ class Sandbox:
             workers, self._workers = self._workers, []
         for w in workers:
             w.close()
+        if self._scratch:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._scratch)  # empty on the host: the tmpfs lived in the workers' namespaces
 
     def __enter__(self) -> Sandbox:
         return self

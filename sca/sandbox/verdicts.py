@@ -1,7 +1,8 @@
 """Verdicts, judged in the supervisor from what the worker observed (never from the program's stdout).
 
-Filter mode (SelfCodeAlign): passed <=> the completion record (written by the harness after the whole
-program, tests included, ran) is present and authentic, the child exited 0 and nobody killed it.
+Filter mode (SelfCodeAlign): passed <=> the completion record (written by the harness's audit hook once
+the whole program, tests included, ran) is present and authentic, says that at least one check or test
+ran and none failed, the child exited 0 and nobody killed it. docs/sandbox.md has the verdict table.
 Benchmark mode (EvalPlus): the child's outputs are compared here with expected values it never saw.
 """
 
@@ -105,7 +106,7 @@ def judge_filter(obs: dict[str, Any], nonce: str, limit_s: float, tier: str) -> 
         return out("crash", "ExitCode", f"exit code {obs['exit']} after the completion record")
     status, etype, msg = rec.get("status"), rec.get("type", ""), rec.get("msg", "")
     if status == "ok":
-        return out("passed")
+        return _judge_completed(rec, out)
     if status == "sys_exit":
         return out("error", "SystemExit", f"sys.exit({msg}) before the end")
     if etype == "AssertionError":
@@ -113,6 +114,21 @@ def judge_filter(obs: dict[str, Any], nonce: str, limit_s: float, tier: str) -> 
     if etype == "MemoryError":
         return out("memory", "MemoryError", msg)
     return out("error", str(etype), msg)
+
+
+def _judge_completed(rec: dict[str, Any], out: Any) -> Outcome:
+    """The program ran to its end: what its unittest runs and checks say."""
+    counts = {k: rec.get(k) for k in ("checks", "tests", "failures", "errors")}
+    if not all(isinstance(v, int) for v in counts.values()):
+        return out("error", "ForgedRecord", "completion record without counts")  # type: ignore[no-any-return]
+    if counts["failures"]:
+        return out("failed", "AssertionError", f"{counts['failures']} of {counts['tests']} unittest test(s) failed")  # type: ignore[no-any-return]
+    if counts["errors"]:
+        why = f"{counts['errors']} of {counts['tests']} unittest test(s) raised"
+        return out("error", str(rec.get("type") or "TestError"), why)  # type: ignore[no-any-return]
+    if not counts["checks"] and not counts["tests"]:
+        return out("no_tests", "NoChecksRun", "ran to its end without executing any assertion or test")  # type: ignore[no-any-return]
+    return out("passed")  # type: ignore[no-any-return]
 
 
 def judge_bench(

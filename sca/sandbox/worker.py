@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any, NoReturn
 
-from sca.sandbox import codec, confine
+from sca.sandbox import codec, confine, harness
 
 RESULT_FD = 3
 RESULT_CAP = 64 << 20  # benchmark outputs can be large; still bounded
@@ -43,12 +43,24 @@ def send(stream: Any, msg: dict[str, Any]) -> None:
     stream.flush()
 
 
-def recv(stream: Any) -> dict[str, Any] | None:
-    head = stream.read(4)
+def _read_exact(fd: int, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def recv(fd: int) -> dict[str, Any] | None:
+    """Unbuffered on purpose: no reader object keeps a copy of a job (and its nonce) for a child to find."""
+    head = _read_exact(fd, 4)
     if len(head) < 4:
         return None
     (n,) = struct.unpack("<I", head)
-    data: dict[str, Any] = json.loads(stream.read(n))
+    data: dict[str, Any] = json.loads(_read_exact(fd, n))
     return data
 
 
@@ -61,22 +73,6 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-
-
-def _run_filter(code: str, nonce: str) -> None:
-    fresh = {"__name__": "__main__", "__builtins__": builtins}  # fresh globals: helpers, imports, classes work
-    try:
-        exec(compile(code, "<candidate>", "exec"), fresh)
-    except SystemExit as e:
-        _flush()
-        _record(nonce, status="sys_exit", type="SystemExit", msg=repr(e.code)[:200])
-        return
-    except BaseException as e:
-        _flush()
-        _record(nonce, status="exception", type=type(e).__name__, msg=str(e)[:500])
-        return
-    _flush()
-    _record(nonce, status="ok")  # the completion record: the whole program ran to its end
 
 
 def _run_bench(code: str, entry_point: str, inputs: list[Any], nonce: str) -> None:
@@ -100,8 +96,11 @@ def _run_bench(code: str, entry_point: str, inputs: list[Any], nonce: str) -> No
     _record(nonce, status="ok")
 
 
-def child(job: dict[str, Any], pipes: dict[str, int], workdir: str, state: dict[str, Any]) -> NoReturn:
-    """Runs in the forked child; never returns. Confinement order matters: seccomp last."""
+def child(job: dict[str, Any], pipes: dict[str, int], workdir: str, key_path: str, state: dict[str, Any]) -> NoReturn:
+    """Runs in the forked child; never returns. Confinement order matters: seccomp last.
+
+    In filter mode the child never sees the nonce: it is in ``key_path``, which only the harness's
+    audit hook may open, after the program has ended (sca/sandbox/guard.py)."""
     try:
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -118,18 +117,17 @@ def child(job: dict[str, Any], pipes: dict[str, int], workdir: str, state: dict[
         os.environ.update(HOME=workdir, TMPDIR=workdir)
         tempfile.tempdir = workdir
         if "landlock" in layers:
-            confine.apply_landlock(
-                state["abi"], state["read_fds"], [workdir, f"/proc/{os.getpid()}"], state["rw_files"]
-            )
+            rw_files = [*state["rw_files"], *([key_path] if key_path else [])]
+            confine.apply_landlock(state["abi"], state["read_fds"], [workdir, f"/proc/{os.getpid()}"], rw_files)
         os.closerange(RESULT_FD + 1, 1 << 16)  # worker's pipes, O_PATH fds: nothing else leaks in
         if "seccomp" in layers:
             confine.apply_seccomp(confine.seccomp_program(os.getpid()))
-        nonce = job["nonce"]
-        del job["nonce"]  # not in a dict the program can trivially find
         gc.enable()
         if job["mode"] == "filter":
-            _run_filter(job["code"], nonce)
+            harness.run_filter(job["code"], key_path, RESULT_FD)  # returns only if its record was refused
         else:
+            nonce = job["nonce"]
+            del job["nonce"]
             _run_bench(job["code"], job["entry_point"], job["inputs"], nonce)
     except BaseException as e:  # a setup failure is the sandbox's fault: say so on the result channel
         with contextlib.suppress(OSError):
@@ -153,14 +151,26 @@ def _dir_bytes(path: str) -> int:
     return total
 
 
+def _write_key(base: str, job: dict[str, Any]) -> str:
+    """Move the filter-mode nonce out of this process's objects into a file only the hook may read."""
+    path = os.path.join(base, f"key-{os.urandom(8).hex()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, job.pop("nonce").encode())
+    finally:
+        os.close(fd)
+    return path
+
+
 def run_one(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="run-", dir=state["base"])
     os.chmod(workdir, 0o700)
+    key_path = _write_key(state["base"], job) if job["mode"] == "filter" else ""
     fds = {name: os.pipe() for name in ("out", "err", "res")}
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        child(job, {k: w for k, (_r, w) in fds.items()}, workdir, state)
+        child(job, {k: w for k, (_r, w) in fds.items()}, workdir, key_path, state)
     for _r, w in fds.values():
         os.close(w)
     reads = {r: name for name, (r, _w) in fds.items()}
@@ -224,6 +234,9 @@ def run_one(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     if state["pid1"]:
         _reap_namespace()
     shutil.rmtree(workdir, ignore_errors=True)  # fd-based on Linux: never follows planted symlinks
+    if key_path:
+        with contextlib.suppress(OSError):
+            os.unlink(key_path)
     return {
         "exit": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
@@ -264,9 +277,10 @@ def setup(opts: dict[str, Any]) -> dict[str, Any]:
     layers = set(opts["layers"])
     tmpfs_quota = False
     if opts["namespaces"]:
-        # Inside our own mount namespace: a private, size-capped /tmp for the whole pool.
-        confine.mount_tmpfs("/tmp", opts["disk_mb"])
-        base = tempfile.mkdtemp(prefix="sca-pool-", dir="/tmp")
+        # Inside our own mount namespace: a private, size-capped tmpfs on the empty directory the
+        # supervisor made for it. Never on /tmp: an interpreter, venv or checkout may live there.
+        confine.mount_tmpfs(opts["scratch"], opts["disk_mb"])
+        base = tempfile.mkdtemp(prefix="sca-pool-", dir=opts["scratch"])
         tmpfs_quota = True
     else:
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -274,6 +288,7 @@ def setup(opts: dict[str, Any]) -> dict[str, Any]:
     for name in PREIMPORT:
         with contextlib.suppress(ImportError):
             __import__(name)
+    harness.setup()
     import random
 
     random.seed(0)  # every child starts from the same state
@@ -293,7 +308,7 @@ def setup(opts: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     opts = json.loads(sys.argv[1])
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print in the worker must not corrupt the protocol
     state = setup(opts)
     send(stdout, {"ready": True, "pid": os.getpid(), "abi": state["abi"], "pid1": state["pid1"]})
