@@ -162,3 +162,15 @@ def test_chat_template_content_enters_the_keys(tmp_path: Path) -> None:
 def test_missing_chat_template_is_named() -> None:
     with pytest.raises(FileNotFoundError, match="model.chat_template='nope.jinja'"):
         build_pipeline(composed("model.chat_template=nope.jinja"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_test_strength_checks_are_ours_not_the_papers(name: str) -> None:
+    cfg = composed(f"experiment={name}")
+    ours = name in ("smollm2", "tiny")
+    assert (cfg.sandbox.stub_check, cfg.curate.require_strong_tests) == (ours, ours)
+
+
+def test_requiring_strong_tests_without_the_stub_check_fails_at_the_entry() -> None:
+    with pytest.raises((ConfigError, Exception), match=r"sandbox\.stub_check"):
+        composed("experiment=codeqwen7b", "curate.require_strong_tests=true")

@@ -401,3 +401,25 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path: Path) -> None:
         curate.run(ctx_for(tmp_path, Data(), name="c", max_instruction_chars=0))
     with pytest.raises(ValueError, match="unknown decontamination benchmarks"):
         curate.run(ctx_for(tmp_path, Data(), name="d", decontaminate=["gsm8k"]))
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_weak_tests_are_dropped_only_when_strong_tests_are_required(tmp_path: Path, required: bool) -> None:
+    d = Data()
+    insts = [d.task() for _ in range(3)]
+    for inst, strong in zip(insts, [True, False, None], strict=True):
+        r = d.respond(inst)
+        d.executions[-1] = dataclasses.replace(d.executions[-1], strong_tests=strong)
+        assert d.executions[-1].parent_id == r.id
+    ctx = ctx_for(tmp_path, d, require_strong_tests=required)
+    counters = curate.run(ctx)
+    kept = {ex.parent_id for ex in outputs(ctx)}
+    if not required:
+        assert len(kept) == 3 and not any(k.startswith("dropped_") for k in counters)
+        return
+    assert kept == {d.responses[0].id}
+    assert counters["dropped_weak_tests"] == 1 and counters["dropped_tests_not_stub_checked"] == 1
+    assert {e["reason"]: e["response_id"] for e in removed(ctx)} == {
+        "weak_tests": d.responses[1].id,
+        "tests_not_stub_checked": d.responses[2].id,
+    }

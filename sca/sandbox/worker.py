@@ -117,8 +117,10 @@ def child(job: dict[str, Any], pipes: dict[str, int], workdir: str, key_path: st
         os.environ.update(HOME=workdir, TMPDIR=workdir)
         tempfile.tempdir = workdir
         if "landlock" in layers:
-            rw_files = [*state["rw_files"], *([key_path] if key_path else [])]
-            confine.apply_landlock(state["abi"], state["read_fds"], [workdir, f"/proc/{os.getpid()}"], rw_files)
+            read_fds = state["read_fds"]
+            if key_path:  # readable (by the hook alone), not writable; closed again below
+                read_fds = [*read_fds, (os.open(key_path, os.O_PATH | os.O_CLOEXEC), False)]
+            confine.apply_landlock(state["abi"], read_fds, [workdir, f"/proc/{os.getpid()}"], state["rw_files"])
         os.closerange(RESULT_FD + 1, 1 << 16)  # worker's pipes, O_PATH fds: nothing else leaks in
         if "seccomp" in layers:
             confine.apply_seccomp(confine.seccomp_program(os.getpid()))
