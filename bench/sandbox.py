@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 from docs_block import write_block  # noqa: E402
 
 from sca.config import SandboxConfig  # noqa: E402
+from sca.records import Response, make_id  # noqa: E402
 from sca.sandbox import Sandbox, probe  # noqa: E402
+from sca.sandbox.step import check_strength  # noqa: E402
 
 CODE = "def add(a, b):\n    return a + b\n"
 PROGRAM = CODE + "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
@@ -66,6 +68,23 @@ def rate_ours(n: int, sb: Sandbox) -> float:
     return n / (time.perf_counter() - start)
 
 
+def stub_cost(sb: Sandbox, n: int, rounds: int) -> tuple[float, float]:
+    """Seconds per passing sample: the filter run itself, and the stub check added on top (median of rounds)."""
+    responses = [
+        Response(id=make_id(str(i)), parent_id="b", sample=0, text="", solution=CODE, tests=PROGRAM[len(CODE) :])
+        for i in range(n)
+    ]
+    runs, stubs = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        assert all(o.verdict == "passed" for o in sb.run_filter([PROGRAM] * n))
+        runs.append((time.perf_counter() - start) / n)
+        start = time.perf_counter()
+        assert all(check_strength(sb, responses).values())  # the tests are strong: every stub run fails
+        stubs.append((time.perf_counter() - start) / n)
+    return statistics.median(runs), statistics.median(stubs)
+
+
 def latency_ms(sb: Sandbox, k: int) -> tuple[float, float]:
     """p50 wall ms end to end, and p50 CPU ms of the child itself (robust to a loaded machine)."""
     walls, cpus = [], []
@@ -99,7 +118,13 @@ def layers(k: int) -> list[tuple[str, float, float]]:
     return rows
 
 
-def render(results: dict[str, list[float]], layer_rows: list[tuple[str, float, float]], n: int, startup: float) -> str:
+def render(
+    results: dict[str, list[float]],
+    layer_rows: list[tuple[str, float, float]],
+    n: int,
+    startup: float,
+    stub: tuple[float, float],
+) -> str:
     med = {k: statistics.median(v) for k, v in results.items()}
     ours = med["ours"]
     lines = [
@@ -107,7 +132,8 @@ def render(results: dict[str, list[float]], layer_rows: list[tuple[str, float, f
         f"### Sandbox throughput (`bench/sandbox.py`, {time.strftime('%Y-%m-%d')})",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}, Python {platform.python_version()}; "
-        f"{LANES} lanes each; trivial `add` program with two asserts; median of {len(results['ours'])} interleaved rounds "
+        f"{LANES} lanes each; trivial `add` program with two asserts, filter mode with all its checks (audit hook, "
+        f"check counting, test collection); median of {len(results['ours'])} interleaved rounds "
         f"({n} programs per round, fewer for `python -c`). Ours runs at {probe().describe()}. Shared machine: absolute "
         "rates are noisy, ratios within a round are the figure to quote.",
         "",
@@ -125,6 +151,11 @@ def render(results: dict[str, list[float]], layer_rows: list[tuple[str, float, f
     lines += [
         "",
         f"Pool start-up (one-off, {LANES} workers incl. tier probe): {startup:.2f} s.",
+        "",
+        f"Stub check (`sandbox.stub_check`, {LANES} lanes, {n} passing samples, median of rounds): the filter run costs "
+        f"{stub[0] * 1000:.2f} ms of wall time per sample, the stub check adds **{stub[1] * 1000:.2f} ms per passing "
+        f"sample** ({stub[1] / stub[0]:.2f}x a filter run: one more sandbox run plus the stub's AST rewrite). Failing "
+        "samples are not re-run.",
         "",
         "Per-layer cost, one lane: p50 wall latency of one program end to end (supervisor -> worker -> child ->",
         "verdict) and p50 CPU time of the forked child itself (`wait4` rusage; the robust figure on a shared machine):",
@@ -164,8 +195,9 @@ def main() -> None:
             for key, fn in runners.items():
                 results[key].append(fn())
                 print(f"round {r + 1}: {key:9s} {results[key][-1]:7.1f} programs/s", file=sys.stderr)
+        stub = stub_cost(sb, args.n, args.rounds)
     layer_rows = layers(args.layer_samples)
-    block = render(results, layer_rows, args.n, startup)
+    block = render(results, layer_rows, args.n, startup, stub)
     print(block)
     if not args.no_write:
         print(f"written to {write_block(block, MARK)}", file=sys.stderr)

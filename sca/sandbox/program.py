@@ -7,6 +7,7 @@ anyway), ``stub_solution`` in the supervisor. See docs/sandbox.md for the semant
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 CHECK = "__sca_check__"  # the counter every executed check calls; injected into the program's globals
@@ -16,7 +17,7 @@ _STDIN_NAMES = {"input", "stdin", "fileinput"}
 @dataclass(frozen=True)
 class Prepared:
     tree: ast.Module
-    uncalled_tests: tuple[str, ...]  # top-level ``def test*`` never referenced in the program
+    uncalled_tests: tuple[str, ...]  # top-level ``def test*`` whose name appears nowhere else in the source
     final_lines: tuple[int, int]  # span of the statement whose SystemExit(0) ends the program normally
     skipped_stdin_guard: bool  # an ``if __name__ == "__main__":`` block that reads stdin was left out
 
@@ -60,23 +61,23 @@ def _is_check(node: ast.stmt) -> bool:
     return False
 
 
-class _CountChecks(ast.NodeTransformer):
-    """Prefix every check statement with ``__sca_check__()`` so the harness knows checks really ran."""
-
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        for name, value in ast.iter_fields(node):
-            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-                out: list[ast.stmt] = []
-                for stmt in value:
-                    stmt = self.visit(stmt)
-                    if _is_check(stmt):
-                        call = ast.Expr(ast.Call(ast.Name(CHECK, ast.Load()), [], []))
-                        out.append(ast.copy_location(call, stmt))
-                    out.append(stmt)
-                setattr(node, name, out)
-            elif isinstance(value, ast.AST):
-                self.generic_visit(value)
-        return node
+def _count_checks(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Prefix every check statement with ``__sca_check__()`` so the harness knows checks really ran.
+    Walks statement lists only (expressions cannot hold statements): cheap on every program."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, name, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                setattr(stmt, name, _count_checks(inner))
+        for part in getattr(stmt, "handlers", None) or getattr(stmt, "cases", None) or ():
+            part.body = _count_checks(part.body)
+        if _is_check(stmt):
+            at = {"lineno": stmt.lineno, "col_offset": stmt.col_offset}
+            at |= {"end_lineno": stmt.lineno, "end_col_offset": stmt.col_offset}
+            out.append(ast.Expr(ast.Call(ast.Name(CHECK, ast.Load(), **at), [], [], **at), **at))
+        out.append(stmt)
+    return out
 
 
 def _final_span(body: list[ast.stmt]) -> tuple[int, int]:
@@ -98,18 +99,15 @@ def prepare(source: str) -> Prepared:
             skipped = True  # an interactive driver: stdin is empty in the sandbox (docs/sandbox.md)
             continue
         body.append(node)
-    tree.body = body
-    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
-    loaded |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    tree.body = _count_checks(body)
     uncalled = tuple(
         n.name
         for n in body
-        if isinstance(n, ast.FunctionDef) and n.name.startswith("test") and n.name not in loaded
+        if isinstance(n, ast.FunctionDef)
+        and n.name.startswith("test")
+        and len(re.findall(rf"\b{n.name}\b", source)) == 1  # its name appears nowhere but in its def
     )
-    final = _final_span(body)
-    tree = _CountChecks().visit(tree)
-    ast.fix_missing_locations(tree)
-    return Prepared(tree, uncalled, final, skipped)
+    return Prepared(tree, uncalled, _final_span(body), skipped)
 
 
 class _Stub(ast.NodeTransformer):
