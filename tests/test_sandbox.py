@@ -112,7 +112,9 @@ def test_worker_death_is_infra_never_a_failed_sample(force_tier: Any) -> None:
     force_tier("C")
     cfg = SandboxConfig(timeout_s=2.0, rerun_timeouts=0, infra_retries=1, workers=1)
     with Sandbox(cfg) as sb:
-        outs = sb.run_filter(["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", ADD + "assert add(1, 1) == 2\n"])
+        outs = sb.run_filter(
+            ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", ADD + "assert add(1, 1) == 2\n"]
+        )
     assert outs[0].verdict == "infra" and outs[1].verdict == "passed"
 
 

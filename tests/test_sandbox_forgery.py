@@ -20,7 +20,7 @@ CFG = SandboxConfig(timeout_s=5.0, rerun_timeouts=0, workers=2)
 TIERS = ["A", "B", "C"] if probe().tier == "A" else ["B", "C"] if probe().tier == "B" else ["C"]
 
 # Shared by the forgers: collect hex strings from anything reachable, then write a full record with each.
-HUNT = '''
+HUNT = """
 import os, sys, json, re
 HEX = re.compile(r"[0-9a-f]{32}")
 found = set()
@@ -54,7 +54,7 @@ def forge():
             except OSError:
                 pass
     os._exit(0)
-'''
+"""
 
 FORGERS = {
     "frames": HUNT + "f = sys._getframe()\nwhile f is not None:\n    scan(f)\n    f = f.f_back\nforge()\n",
@@ -112,7 +112,9 @@ def outcomes(request: pytest.FixtureRequest) -> dict[str, Any]:
     try:
         with Sandbox(CFG) as sb:
             names = list(FORGERS)
-            outs = sb.run_filter([WRONG + FORGERS[n] + TESTS for n in names] + ["def add(a, b):\n    return a + b\n" + TESTS])
+            outs = sb.run_filter(
+                [WRONG + FORGERS[n] + TESTS for n in names] + ["def add(a, b):\n    return a + b\n" + TESTS]
+            )
     finally:
         mp.undo()
         probe.cache_clear()

@@ -27,7 +27,9 @@ CFG = SandboxConfig(timeout_s=5.0, rerun_timeouts=0, workers=2)
 ADD = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
 CHECK = "assert add(2, 3) == 5\n"
-CASE = "import unittest\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+CASE = (
+    "import unittest\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+)
 GUARD = "if __name__ == '__main__':\n"
 READER = "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    a, b = map(int, input().split())\n    print(add(a, b))\n"
 
@@ -44,7 +46,9 @@ TABLE: dict[str, tuple[str, str, str]] = {
     "unittest_main_exit_false": (ADD + CASE + "unittest.main(argv=['x'], exit=False)\n", "passed", ""),
     "unittest_main_failure": (WRONG + CASE + GUARD + "    unittest.main()\n", "failed", "AssertionError"),
     "unittest_main_error": (
-        ADD + CASE + "    def test_boom(self):\n        {}['k']\n" + "unittest.main()\n", "error", "KeyError"
+        ADD + CASE + "    def test_boom(self):\n        {}['k']\n" + "unittest.main()\n",
+        "error",
+        "KeyError",
     ),
     "unittest_main_zero_tests": (ADD + "import unittest\nunittest.main()\n", "no_tests", "NoChecksRun"),
     "unittest_runner_failure": (
@@ -53,22 +57,34 @@ TABLE: dict[str, tuple[str, str, str]] = {
         "AssertionError",
     ),
     "unittest_sys_exit_in_test": (
-        ADD + CASE + "    def test_exit(self):\n        raise SystemExit(0)\n" + "unittest.main()\n", "error", "SystemExit"
+        ADD + CASE + "    def test_exit(self):\n        raise SystemExit(0)\n" + "unittest.main()\n",
+        "error",
+        "SystemExit",
     ),
     "uncalled_testcase": (ADD + CASE, "passed", ""),
     "uncalled_testcase_wrong": (WRONG + CASE, "failed", "AssertionError"),
     "uncalled_test_function": (ADD + "def test_add():\n    " + CHECK, "passed", ""),
     "uncalled_test_function_wrong": (WRONG + "def test_add():\n    " + CHECK, "failed", "AssertionError"),
     "uncalled_test_function_raises": (ADD + "def test_add():\n    add(1)\n", "error", "TypeError"),
-    "test_function_needing_arguments": (ADD + "def test_add(x):\n    assert add(x, 0) == x\n", "no_tests", "NoChecksRun"),
+    "test_function_needing_arguments": (
+        ADD + "def test_add(x):\n    assert add(x, 0) == x\n",
+        "no_tests",
+        "NoChecksRun",
+    ),
     "called_test_function": (ADD + "def test_add():\n    " + CHECK + "test_add()\n", "passed", ""),
     "sys_exit_0_before_tests": (WRONG + "import sys\nsys.exit(0)\n" + CHECK, "error", "SystemExit"),
     "sys_exit_0_inside_tests": (ADD + CHECK + "import sys\nsys.exit(0)\n" + CHECK, "error", "SystemExit"),
     "sys_exit_0_inside_test_function": (
-        ADD + "import sys\ndef test_all():\n    " + CHECK + "    sys.exit(0)\ntest_all()\n", "error", "SystemExit"
+        ADD + "import sys\ndef test_all():\n    " + CHECK + "    sys.exit(0)\ntest_all()\n",
+        "error",
+        "SystemExit",
     ),
     "sys_exit_0_after_tests": (ADD + CHECK + "import sys\nsys.exit(0)\n", "passed", ""),
-    "sys_exit_0_after_tests_in_main_guard": (ADD + "import sys\n" + GUARD + "    " + CHECK + "    sys.exit(0)\n", "passed", ""),
+    "sys_exit_0_after_tests_in_main_guard": (
+        ADD + "import sys\n" + GUARD + "    " + CHECK + "    sys.exit(0)\n",
+        "passed",
+        "",
+    ),
     "exit_builtin_after_tests": (ADD + CHECK + "exit()\n", "passed", ""),
     "sys_exit_0_after_no_checks": (ADD + "import sys\nsys.exit(0)\n", "no_tests", "NoChecksRun"),
     "sys_exit_1_after_tests": (ADD + CHECK + "import sys\nsys.exit(1)\n", "error", "SystemExit"),
@@ -135,7 +151,9 @@ def _response(name: str, solution: str, tests: str) -> Response:
 
 
 def test_stub_solution_keeps_names_and_returns_none() -> None:
-    stub = stub_solution("import math\nX = 1\n@staticmethod\ndef f(a):\n    return math.sqrt(a)\nclass C:\n    def m(self):\n        return 2\n")
+    stub = stub_solution(
+        "import math\nX = 1\n@staticmethod\ndef f(a):\n    return math.sqrt(a)\nclass C:\n    def m(self):\n        return 2\n"
+    )
     assert stub is not None and "X = 1" in stub and "import math" in stub and "sqrt" not in stub
     ns: dict[str, Any] = {}
     exec(stub.replace("@staticmethod\n", ""), ns)
@@ -153,7 +171,11 @@ def test_stub_check_tells_weak_tests_from_strong_ones() -> None:
 def test_step_records_strong_tests_and_counts_the_weak_share(tmp_path: Path) -> None:
     src = tmp_path / "responses"
     src.mkdir()
-    rows = [_response("strong", ADD, CHECK), _response("weak", ADD, "assert callable(add)\n"), _response("bad", WRONG, CHECK)]
+    rows = [
+        _response("strong", ADD, CHECK),
+        _response("weak", ADD, "assert callable(add)\n"),
+        _response("bad", WRONG, CHECK),
+    ]
     (src / "records.jsonl").write_text("".join(to_json(r) + "\n" for r in rows))
     (src / SUCCESS).write_text("")
 

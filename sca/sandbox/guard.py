@@ -11,13 +11,12 @@ What this does and does not promise: docs/sandbox.md, "Filter mode against an ad
 
 from __future__ import annotations
 
+import _json
 import gc
 import os
 import signal
 import sys
 from types import CodeType
-
-import _json
 
 DENIED = frozenset(
     {
@@ -50,7 +49,14 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
     o_rdonly, sig_block, all_signals = os.O_RDONLY, signal.SIG_BLOCK, signal.valid_signals()
     _type, _str, _int, _bytes, _len, _deny = type, str, int, bytes, len, PermissionError
     _frame, _enc, _fsdecode = sys._getframe, _json.encode_basestring_ascii, os.fsdecode
-    _open, _read, _write, _exit, _mask, _gc_off = os.open, os.read, os.write, os._exit, signal.pthread_sigmask, gc.disable
+    _open, _read, _write, _exit, _mask, _gc_off = (
+        os.open,
+        os.read,
+        os.write,
+        os._exit,
+        signal.pthread_sigmask,
+        gc.disable,
+    )
     _closerange = os.closerange
     begin = None  # the harness frame that started the run
     summary: tuple[object, ...] | None = None  # set when that frame reached ok_line
@@ -101,9 +107,9 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
             return
         if event == "sca.ok" and caller.f_lineno == ok_line and _len(args) == 5:
             a = args
-            if _type(a[0]) is _int and _type(a[1]) is _int and _type(a[2]) is _int and _type(a[3]) is _int:
-                if _type(a[4]) is _str:
-                    summary = a
+            ints = _type(a[0]) is _int and _type(a[1]) is _int and _type(a[2]) is _int and _type(a[3]) is _int
+            if ints and _type(a[4]) is _str:
+                summary = a
             return
         if event != "sca.end" or caller.f_lineno != end_line or _len(args) != 3:
             return
@@ -122,7 +128,7 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
         armed = _frame(0)
         fd = _open(key_path, o_rdonly)
         nonce = _read(fd, 256).decode("ascii", "replace")
-        record = record_fmt % (_enc(nonce), _enc(status), _enc(etype), _enc(msg[:500]), *counts)  # type: ignore[index]
+        record = record_fmt % (_enc(nonce), _enc(status), _enc(etype), _enc(msg[:500]), *counts)  # type: ignore[index,arg-type]
         _write(result_fd, record.encode())
         _exit(0)
 

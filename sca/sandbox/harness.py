@@ -10,6 +10,7 @@ apart from a pass. The completion record is written by the audit hook (``guard``
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import sys
 import types
@@ -28,7 +29,7 @@ def _count_check() -> None:
 def _error(kind: str, err: Any) -> None:
     _STATE[kind] += 1
     if not _STATE["error_type"] and kind == "errors":
-        _STATE["error_type"] = "%s" % (getattr(err[0], "__name__", "Exception"),)
+        _STATE["error_type"] = f"{getattr(err[0], '__name__', 'Exception')}"
 
 
 def setup() -> None:
@@ -112,17 +113,15 @@ def _run_uncalled(module: types.ModuleType, prepared: program.Prepared) -> None:
 
 def _text(value: Any) -> str:
     try:
-        return ("%s" % (value,))[:500]
+        return f"{value}"[:500]
     except BaseException:
         return "<unprintable>"
 
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BaseException):
             stream.flush()
-        except BaseException:
-            pass
 
 
 def _run(code: str) -> None:

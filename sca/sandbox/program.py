@@ -37,9 +37,9 @@ def _reads_stdin(node: ast.AST) -> bool:
             return True
         if isinstance(n, ast.Attribute) and n.attr == "stdin":
             return True
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open":
-            if n.args and isinstance(n.args[0], ast.Constant) and n.args[0].value == 0:
-                return True  # open(0): stdin by descriptor
+        opens = isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open"
+        if opens and n.args and isinstance(n.args[0], ast.Constant) and n.args[0].value == 0:  # type: ignore[attr-defined]
+            return True  # open(0): stdin by descriptor
     return False
 
 
