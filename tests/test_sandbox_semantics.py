@@ -31,6 +31,7 @@ CASE = (
     "import unittest\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
 )
 GUARD = "if __name__ == '__main__':\n"
+DOCTEST = 'def add(a, b):\n    """\n    >>> add(2, 3)\n    5\n    """\n    return a + b\n\n\n'
 READER = "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    a, b = map(int, input().split())\n    print(add(a, b))\n"
 
 # name -> (program, verdict, error_type). The same rows, in the same order, are the table in docs/sandbox.md.
@@ -60,6 +61,12 @@ TABLE: dict[str, tuple[str, str, str]] = {
         ADD + CASE + "    def test_exit(self):\n        raise SystemExit(0)\n" + "unittest.main()\n",
         "error",
         "SystemExit",
+    ),
+    "doctest_testmod": (DOCTEST + GUARD + "    import doctest\n    doctest.testmod()\n", "passed", ""),
+    "doctest_testmod_failure": (
+        DOCTEST.replace("a + b", "a - b") + "import doctest\ndoctest.testmod()\n",
+        "failed",
+        "AssertionError",
     ),
     "uncalled_testcase": (ADD + CASE, "passed", ""),
     "uncalled_testcase_wrong": (WRONG + CASE, "failed", "AssertionError"),
@@ -125,6 +132,7 @@ def test_a_skipped_stdin_guard_is_said_in_the_detail(table: dict[str, Any]) -> N
 
 def test_unittest_failures_name_the_test(table: dict[str, Any]) -> None:
     assert "test_add" in table["unittest_main_failure"].detail and "1 of 1" in table["unittest_main_failure"].detail
+    assert "1 of 1" in table["doctest_testmod_failure"].detail
 
 
 # --- the stub check ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Execute untrusted programs: namespace the pool, confine the child, judge outside (docs: SANDBOX.md)."""
+"""Execute untrusted programs: namespace the pool, confine the child, judge outside (docs/sandbox.md)."""
 
 from sca.sandbox.supervisor import BenchTask, Sandbox, execute_programs
 from sca.sandbox.tiers import SandboxUnavailable, probe

@@ -47,7 +47,7 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
     key_name = os.path.basename(key_path)
     denied, denied_imports, renames, record_fmt = DENIED, DENIED_IMPORTS, RENAMES, RECORD
     o_rdonly, sig_block, all_signals = os.O_RDONLY, signal.SIG_BLOCK, signal.valid_signals()
-    _type, _str, _int, _bytes, _len, _deny = type, str, int, bytes, len, PermissionError
+    _type, _str, _int, _bytes, _len, _deny, _no_import = type, str, int, bytes, len, PermissionError, ImportError
     _frame, _enc, _fsdecode = sys._getframe, _json.encode_basestring_ascii, os.fsdecode
     _open, _read, _write, _exit, _mask, _gc_off = (
         os.open,
@@ -92,7 +92,8 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
             return
         if event == "import":
             if _type(args[0]) is _str and args[0] in denied_imports:
-                raise _deny(f"import {args[0]} is not allowed in the sandbox (filter mode)")
+                # ImportError: code that treats the module as optional (pdb and readline) keeps working
+                raise _no_import(f"import {args[0]} is not allowed in the sandbox (filter mode)")
             return
         if event[:4] != "sca.":
             return

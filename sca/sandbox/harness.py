@@ -4,7 +4,7 @@ Semantics (docs/sandbox.md has the verdict table): the program runs as a real ``
 ``unittest.main()`` finds its TestCase classes; ``unittest.main()`` runs them and returns instead of
 exiting; top-level ``def test*`` functions nobody calls and TestCase classes nobody ran are run after
 the program, as pytest and unittest would; every executed check (assert statement, ``assert*`` call,
-``if ...: raise AssertionError``) and every test is counted, so a run that checked nothing is told
+``if ...: raise AssertionError``) and every test (unittest, collected, doctest.testmod) is counted, so a run that checked nothing is told
 apart from a pass. The completion record is written by the audit hook (``guard``), never from here.
 """
 
@@ -64,6 +64,27 @@ def setup() -> None:
     base.startTest, base.addFailure, base.addError = start_test, add_failure, add_error  # type: ignore[method-assign]
     base.addSubTest, base.addUnexpectedSuccess = add_sub_test, add_unexpected_success  # type: ignore[method-assign]
     unittest.main = _unittest_main  # type: ignore[assignment,misc]
+    # Tracing is denied in filter mode (guard.py), so no tracer is ever active and clearing one is a
+    # no-op: doctest (and others) restore "no tracer" on their way out and must not fail on it.
+    for name in ("settrace", "setprofile"):
+        setattr(sys, name, _allow_clearing(getattr(sys, name)))
+
+
+def _allow_clearing(real: Any) -> Any:
+    def set_hook(fn: Any) -> None:
+        if fn is not None:
+            real(fn)
+
+    return set_hook
+
+
+def _count_doctest() -> None:
+    """``doctest.testmod()`` reports instead of raising: take its counts from the runner it leaves behind."""
+    doctest = sys.modules.get("doctest")
+    runner = getattr(doctest, "master", None)
+    for failures, tries in getattr(runner, "_name2ft", {}).values():
+        _STATE["tests"] += int(tries)
+        _STATE["failures"] += int(failures)
 
 
 def _unittest_main(*args: Any, **kwargs: Any) -> unittest.TestProgram:
@@ -142,6 +163,7 @@ def _run(code: str) -> None:
             if not _ends_program(e, prepared.final_lines):
                 raise
         _run_uncalled(module, prepared)
+        _count_doctest()
         s = _STATE
         summary = (int(s["checks"]), int(s["tests"]), int(s["failures"]), int(s["errors"]), _text(s["error_type"]))
         _flush()

@@ -122,9 +122,9 @@ def _judge_completed(rec: dict[str, Any], out: Any) -> Outcome:
     if not all(isinstance(v, int) for v in counts.values()):
         return out("error", "ForgedRecord", "completion record without counts")  # type: ignore[no-any-return]
     if counts["failures"]:
-        return out("failed", "AssertionError", f"{counts['failures']} of {counts['tests']} unittest test(s) failed")  # type: ignore[no-any-return]
+        return out("failed", "AssertionError", f"{counts['failures']} of {counts['tests']} test(s) failed")  # type: ignore[no-any-return]
     if counts["errors"]:
-        why = f"{counts['errors']} of {counts['tests']} unittest test(s) raised"
+        why = f"{counts['errors']} of {counts['tests']} test(s) raised"
         return out("error", str(rec.get("type") or "TestError"), why)  # type: ignore[no-any-return]
     if not counts["checks"] and not counts["tests"]:
         return out("no_tests", "NoChecksRun", "ran to its end without executing any assertion or test")  # type: ignore[no-any-return]
