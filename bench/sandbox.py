@@ -10,6 +10,7 @@ the layers added one by one. Figures go to the ``bench:sandbox`` block of docs/b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -33,6 +34,10 @@ from sca.sandbox.step import check_strength  # noqa: E402
 CODE = "def add(a, b):\n    return a + b\n"
 PROGRAM = CODE + "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
 LANES = os.cpu_count() or 1
+LOAD = os.getloadavg()[0]
+MBPP = (
+    Path(os.environ.get("SCA_SHARED_DATA", ROOT.parent / "shared" / "data")) / "benchmarks" / "mbpp-sanitized-427.json"
+)
 MARK = "<!-- bench:sandbox -->", "<!-- /bench:sandbox -->"
 
 
@@ -85,6 +90,28 @@ def stub_cost(sb: Sandbox, n: int, rounds: int) -> tuple[float, float]:
     return statistics.median(runs), statistics.median(stubs)
 
 
+def weak_share_mbpp(sb: Sandbox) -> tuple[int, int, int, float]:
+    """Real solutions with human-written tests (MBPP sanitized): tasks, passing, weak, stub seconds per pass."""
+    tasks = json.loads(MBPP.read_text())
+    responses = [
+        Response(
+            id=make_id(str(t["task_id"])),
+            parent_id="mbpp",
+            sample=0,
+            text="",
+            solution=t["code"],
+            tests="\n".join([*t["test_imports"], *t["test_list"]]),
+        )
+        for t in tasks
+    ]
+    outs = sb.run_filter([r.solution + "\n\n" + r.tests + "\n" for r in responses])
+    passed = [r for r, o in zip(responses, outs, strict=True) if o.verdict == "passed"]
+    start = time.perf_counter()
+    strong = check_strength(sb, passed)
+    per_pass = (time.perf_counter() - start) / max(1, len(passed))
+    return len(tasks), len(passed), sum(v is False for v in strong.values()), per_pass
+
+
 def latency_ms(sb: Sandbox, k: int) -> tuple[float, float]:
     """p50 wall ms end to end, and p50 CPU ms of the child itself (robust to a loaded machine)."""
     walls, cpus = [], []
@@ -124,6 +151,7 @@ def render(
     n: int,
     startup: float,
     stub: tuple[float, float],
+    mbpp: tuple[int, int, int, float] | None,
 ) -> str:
     med = {k: statistics.median(v) for k, v in results.items()}
     ours = med["ours"]
@@ -134,7 +162,8 @@ def render(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}, Python {platform.python_version()}; "
         f"{LANES} lanes each; trivial `add` program with two asserts, filter mode with all its checks (audit hook, "
         f"check counting, test collection); median of {len(results['ours'])} interleaved rounds "
-        f"({n} programs per round, fewer for `python -c`). Ours runs at {probe().describe()}. Shared machine: absolute "
+        f"({n} programs per round, fewer for `python -c`). Ours runs at {probe().describe()}. Load average "
+        f"{LOAD:.1f} at the start. Shared machine: absolute "
         "rates are noisy, ratios within a round are the figure to quote.",
         "",
         "| method | programs/s (median) | rounds | ours / method |",
@@ -157,6 +186,17 @@ def render(
         f"sample** ({stub[1] / stub[0]:.2f}x a filter run: one more sandbox run plus the stub's AST rewrite). Failing "
         "samples are not re-run.",
         "",
+    ]
+    if mbpp is not None:
+        n_tasks, n_pass, n_weak, per_pass = mbpp
+        lines += [
+            f"On real code, MBPP sanitized ({n_tasks} reference solutions with their human-written asserts): {n_pass} pass "
+            f"in the sandbox, and {n_weak} of them ({100 * n_weak / max(1, n_pass):.1f}%) have tests a stub also passes; "
+            f"the stub check cost {per_pass * 1000:.2f} ms per passing sample there. Model-written tests are the "
+            "ones to watch: the executions step prints their share (`stub_weak_tests / stub_checked`).",
+            "",
+        ]
+    lines += [
         "Per-layer cost, one lane: p50 wall latency of one program end to end (supervisor -> worker -> child ->",
         "verdict) and p50 CPU time of the forked child itself (`wait4` rusage; the robust figure on a shared machine):",
         "",
@@ -196,8 +236,9 @@ def main() -> None:
                 results[key].append(fn())
                 print(f"round {r + 1}: {key:9s} {results[key][-1]:7.1f} programs/s", file=sys.stderr)
         stub = stub_cost(sb, args.n, args.rounds)
+        mbpp = weak_share_mbpp(sb) if MBPP.exists() else None
     layer_rows = layers(args.layer_samples)
-    block = render(results, layer_rows, args.n, startup, stub)
+    block = render(results, layer_rows, args.n, startup, stub, mbpp)
     print(block)
     if not args.no_write:
         print(f"written to {write_block(block, MARK)}", file=sys.stderr)
