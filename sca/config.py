@@ -214,7 +214,6 @@ class GenerateConfig:
         _weights(self.difficulties, ("easy", "medium", "hard"), "generate.difficulties")
 
 
-
 @dataclass
 class SandboxConfig:
     timeout_s: float = 10.0

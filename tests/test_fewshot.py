@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -59,8 +58,6 @@ def test_the_seed_filter_check_rejects_a_seed_without_a_return_value() -> None:
     assert found == [] and counts["dropped_no_return_value"] == 1
 
 
-@pytest.mark.skipif(shutil.which("basedpyright") is None and not Path(sys.executable).with_name("basedpyright").exists(),
-                    reason="basedpyright is not installed")
 def test_every_example_seed_passes_the_type_check() -> None:
     codes = {e.name: e.seed for e in load_examples()}
     errors = seeds.typecheck_batch(codes)

@@ -75,7 +75,9 @@ def test_several_python_blocks_are_one_solution_in_document_order() -> None:
     assert parsed.text.count("```python") == 2 and "<tests>" not in parsed.text
     assert parsed.tests == parse_response(GOOD).tests
     # Several test blocks are one test program too.
-    two_tests = text.replace('assert reverse_words("") == ""\n```', '```\n\n```python\nassert reverse_words("") == ""\n```')
+    two_tests = text.replace(
+        'assert reverse_words("") == ""\n```', '```\n\n```python\nassert reverse_words("") == ""\n```'
+    )
     assert parse_response(two_tests).tests == parsed.tests.replace("\nassert", "\n\nassert")
 
 

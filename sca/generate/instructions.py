@@ -34,7 +34,7 @@ def weights(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) ->
         raise ValueError(f"params[{key!r}] has unknown entries {bad}; allowed: {list(allowed)}")
     if any(float(w) < 0 for w in values.values()) or sum(float(w) for w in values.values()) <= 0:
         raise ValueError(f"params[{key!r}]={dict(values)}: weights must be >= 0 and sum to more than 0")
-    names = [name for name in allowed if float(values.get(name, 0)) > 0]
+    names = [name for name in allowed if name in values and float(values[name]) > 0]
     return names, [float(values[name]) for name in names]
 
 
