@@ -11,6 +11,7 @@ import pytest
 
 from sca.config import SandboxConfig, SeedsConfig
 from sca.generate import fewshot, seeds
+from sca.generate.decontam import Decontaminator, load_benchmark_texts
 from sca.generate.fewshot import (
     CATEGORIES,
     DIFFICULTIES,
@@ -56,6 +57,12 @@ def test_the_seed_filter_check_rejects_a_seed_without_a_return_value() -> None:
     push = 'def push(stack, item):\n    """Push item."""\n    stack.append(item)\n'
     found, counts = seeds.mine_module("example:push", push, _seed_filters())
     assert found == [] and counts["dropped_no_return_value"] == 1
+
+
+def test_no_example_seed_is_benchmark_code(humaneval_plus_path: Path, mbpp_plus_path: Path) -> None:
+    texts = load_benchmark_texts(["humaneval", "mbpp"], str(humaneval_plus_path), str(mbpp_plus_path))
+    decon = Decontaminator(texts, ngram=SeedsConfig().decontam_ngram)
+    assert {e.name: hit for e in load_examples() if (hit := decon.check(e.seed))} == {}
 
 
 def test_every_example_seed_passes_the_type_check() -> None:
