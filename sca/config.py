@@ -131,7 +131,8 @@ class SamplingConfig:
     temperature: float = 0.7
     """0 means greedy."""
     top_p: float = 1.0
-    max_tokens: int = 1024
+    max_tokens: int = 1536
+    """The method's budget for every generation stage."""
     n: int = 1
     """Completions per prompt."""
 
@@ -142,6 +143,14 @@ class StageConfig:
     """Few-shot prompt file in sca/generate/prompts/ (or a path); its content enters the step hash."""
     num_fewshots: int = 8
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class ResponsesConfig(StageConfig):
+    continue_for_tests: bool = False
+    """When a sample stops after its code without writing tests, ask the model (a second request, from the
+    sample's own text) to continue with them. Not the method's: it changes what the kept responses look like.
+    A sample cut at max_tokens is never continued: it is dropped as truncated."""
 
 
 @dataclass
@@ -170,6 +179,17 @@ class JudgeConfig(StageConfig):
     """Keep only seeds whose docstring the model judges enough to re-implement them."""
 
 
+def _weights(weights: dict[str, float], names: tuple[str, ...], key: str) -> None:
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ConfigError(f"{key} has unknown entries {unknown}; allowed: {list(names)}")
+    negative = {k: w for k, w in weights.items() if w < 0}
+    if negative:
+        raise ConfigError(f"{key} has negative weights {negative}; weights must be >= 0 (0 leaves an entry out)")
+    if sum(weights.values()) <= 0:
+        raise ConfigError(f"{key}={dict(weights)}: the weights must sum to more than 0")
+
+
 @dataclass
 class GenerateConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
@@ -182,9 +202,16 @@ class GenerateConfig:
     )
     concepts: StageConfig = field(default_factory=lambda: StageConfig(prompt="concepts.txt"))
     instructions: StageConfig = field(default_factory=lambda: StageConfig(prompt="instructions.txt"))
-    responses: StageConfig = field(default_factory=lambda: StageConfig(prompt="responses.txt", num_fewshots=1))
-    categories: list[str] = field(default_factory=lambda: ["function", "class", "program"])
-    difficulties: list[str] = field(default_factory=lambda: ["easy", "medium", "hard"])
+    responses: ResponsesConfig = field(default_factory=lambda: ResponsesConfig(prompt="responses.txt", num_fewshots=1))
+    categories: dict[str, float] = field(default_factory=lambda: {"function": 0.5, "class": 0.25, "program": 0.25})
+    """C->I draws each instruction's category with these weights (the method's: function 0.5, class 0.25,
+    program 0.25). Keys merge with the defaults: set a weight to 0 to leave a category out."""
+    difficulties: dict[str, float] = field(default_factory=lambda: {"easy": 1.0, "medium": 1.0, "hard": 1.0})
+    """Weights of the drawn difficulty (the method's: uniform)."""
+
+    def __post_init__(self) -> None:
+        _weights(self.categories, ("function", "class", "program"), "generate.categories")
+        _weights(self.difficulties, ("easy", "medium", "hard"), "generate.difficulties")
 
 
 @dataclass
@@ -218,6 +245,8 @@ class SandboxConfig:
 @dataclass
 class CurateConfig:
     max_instruction_chars: int = 4096
+    max_instruction_words: int = 200
+    """Drop instructions longer than this many whitespace-separated words (the method's cap: 200); 0 = no cap."""
     dedup_threshold: float = 0.7
     dedup_num_perm: int = 250
     dedup_ngram: int = 5
@@ -226,13 +255,21 @@ class CurateConfig:
     decontam_ngram: int = 10
     """Word n-gram length for overlap decontamination; 0 = exact substring only."""
     augment_asserts_p: float = 0.0
-    """Probability of putting some of the response's asserts into the instruction (off by default)."""
+    """Probability of putting some of the response's asserts into the instruction (off by default; the
+    paper's runs used 0.5)."""
     augment_max_asserts: int = 3
+    """At most this many asserts are put into an instruction (the paper's: 5)."""
     require_strong_tests: bool = False
     """Beyond the paper: drop passing samples whose tests also passed against a stub solution
     (``dropped_weak_tests``); needs sandbox.stub_check."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.augment_asserts_p <= 1.0:
+            raise ConfigError(f"curate.augment_asserts_p={self.augment_asserts_p} must be in [0, 1]")
+        if self.augment_max_asserts < 1:
+            raise ConfigError(f"curate.augment_max_asserts={self.augment_max_asserts} must be >= 1")
+        if self.max_instruction_words < 0:
+            raise ConfigError(f"curate.max_instruction_words={self.max_instruction_words} must be >= 0 (0 = no cap)")
         for b in self.decontaminate:
             _choice(b, ("humaneval", "mbpp"), "curate.decontaminate")
 
@@ -253,7 +290,8 @@ class TrainConfig:
     lr_scheduler_type: str = "linear"
     warmup_ratio: float = 0.05
     optim: str = "adafactor"
-    num_train_epochs: float = 2.0
+    num_train_epochs: float = 4.0
+    """The method's recipe trains 4 epochs."""
     max_steps: int = -1
     """> 0 overrides epochs."""
     global_batch_size: int = 64
@@ -291,7 +329,8 @@ class EvalConfig:
     task_ids: list[str] = field(default_factory=list)
     n_samples: int = 1
     temperature: float = 0.0
-    max_tokens: int = 768
+    max_tokens: int = 1024
+    """New tokens per benchmark task (the method's budget)."""
     include_base: bool = True
     """Also evaluate the base model, so base and tuned sit side by side."""
     min_time_limit: float = 1.0

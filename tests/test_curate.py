@@ -261,6 +261,21 @@ def test_length_limit_and_exact_dedup(tmp_path: Path) -> None:
     assert counters["funnel_selected"] == 2
 
 
+def test_word_cap_drops_long_instructions(tmp_path: Path) -> None:
+    d = Data()
+    rng = random.Random(7)
+    at_cap, over_cap = d.task(words(rng, 200)), d.task(words(rng, 201))
+    d.respond(at_cap)
+    d.respond(over_cap)
+    ctx = ctx_for(tmp_path, d)  # the default cap: the method's 200 words
+    counters = curate.run(ctx)
+    assert counters["dropped_instruction_too_many_words"] == 1
+    assert [e["detail"] for e in removed(ctx)] == ["201 words"]
+    assert [ex.prompt[0]["content"] for ex in outputs(ctx)] == [at_cap.text]
+    uncapped = ctx_for(tmp_path, d, name="uncapped", max_instruction_words=0)
+    assert curate.run(uncapped)["funnel_selected"] == 2
+
+
 def test_near_dedup_on_instruction_response_and_skeleton(tmp_path: Path) -> None:
     d = Data()
     rng = random.Random(7)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from sca.config import SandboxConfig
-from sca.generate import fewshot
+from sca.config import SandboxConfig, SeedsConfig
+from sca.generate import fewshot, seeds
+from sca.generate.decontam import Decontaminator, load_benchmark_texts
 from sca.generate.fewshot import (
     CATEGORIES,
     DIFFICULTIES,
@@ -26,13 +28,47 @@ from sca.sandbox import execute_programs
 TEMPLATES = ("concepts.txt", "instructions.txt", "responses.txt", "judge.txt")
 
 
-def test_examples_cover_every_category_and_difficulty() -> None:
+def test_examples_follow_the_methods_mix_of_categories_and_difficulties() -> None:
     examples = load_examples()
-    assert len(examples) >= 20
-    cells = {(e.category, e.difficulty) for e in examples}
-    assert cells == set(itertools.product(CATEGORIES, DIFFICULTIES))
+    assert Counter(e.category for e in examples) == {"function": 15, "class": 2, "program": 4}
+    difficulties = Counter(e.difficulty for e in examples)
+    assert set(difficulties) == set(DIFFICULTIES) and difficulties["hard"] <= 3  # the method: 9 / 11 / 1
+    assert {e.category for e in examples} == set(CATEGORIES)
     judge = load_judge_examples()
     assert {j.answer for j in judge} == {"Yes", "No"}
+
+
+def _seed_filters() -> seeds.Filters:
+    return seeds._filters(dataclasses.asdict(SeedsConfig()))  # the filters a default run mines with
+
+
+def test_every_example_seed_is_one_the_seed_filter_keeps() -> None:
+    """A seed the pipeline itself would drop (no return value, module names, banned words...) teaches the
+    model about code it never sees: each example seed must come through mining unchanged."""
+    for example in load_examples():
+        found, counts = seeds.mine_module(f"example:{example.name}", example.seed, _seed_filters())
+        dropped = {k: v for k, v in counts.items() if k.startswith("dropped_")}
+        assert len(found) == 1 and not dropped, f"{example.name}: the seed filter drops its seed: {dropped}"
+        assert found[0].code.strip() == example.seed.strip(), f"{example.name}: mining changes the seed"
+
+
+def test_the_seed_filter_check_rejects_a_seed_without_a_return_value() -> None:
+    # The check above is not vacuous: the old stack example's seed, which returns nothing, fails it.
+    push = 'def push(stack, item):\n    """Push item."""\n    stack.append(item)\n'
+    found, counts = seeds.mine_module("example:push", push, _seed_filters())
+    assert found == [] and counts["dropped_no_return_value"] == 1
+
+
+def test_no_example_seed_is_benchmark_code(humaneval_plus_path: Path, mbpp_plus_path: Path) -> None:
+    texts = load_benchmark_texts(["humaneval", "mbpp"], str(humaneval_plus_path), str(mbpp_plus_path))
+    decon = Decontaminator(texts, ngram=SeedsConfig().decontam_ngram)
+    assert {e.name: hit for e in load_examples() if (hit := decon.check(e.seed))} == {}
+
+
+def test_every_example_seed_passes_the_type_check() -> None:
+    codes = {e.name: e.seed for e in load_examples()}
+    errors = seeds.typecheck_batch(codes)
+    assert {name: errs for name, errs in errors.items() if errs} == {}
 
 
 def test_each_example_renders_and_parses_back_through_every_stage() -> None:

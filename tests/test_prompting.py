@@ -60,6 +60,27 @@ def test_parse_response_tolerates_a_kept_stop_string_and_untagged_blocks() -> No
     assert parse_response(with_output).solution == parse_response(GOOD).solution
 
 
+def test_several_python_blocks_are_one_solution_in_document_order() -> None:
+    helper = "```python\ndef _words(text):\n    return text.split()\n```\n\nThen the function itself:\n\n"
+    usage = "\n\nUsage:\n\n```py\nprint(reverse_words('x y'))\n```\n\n```text\ny x\n```\n"
+    text = GOOD.replace("```python\ndef reverse_words", helper + "```python\ndef reverse_words").replace(
+        "This handles", usage + "This handles"
+    )
+    parsed = parse_response(text)
+    assert parsed.solution == (
+        "def _words(text):\n    return text.split()\n\n"
+        'def reverse_words(text):\n    return " ".join(reversed(text.split()))\n\n'
+        "print(reverse_words('x y'))\n"
+    ), "every python block, in order, a blank line apart; the text block is sample output, not code"
+    assert parsed.text.count("```python") == 2 and "<tests>" not in parsed.text
+    assert parsed.tests == parse_response(GOOD).tests
+    # Several test blocks are one test program too.
+    two_tests = text.replace(
+        'assert reverse_words("") == ""\n```', '```\n\n```python\nassert reverse_words("") == ""\n```'
+    )
+    assert parse_response(two_tests).tests == parsed.tests.replace("\nassert", "\n\nassert")
+
+
 @pytest.mark.parametrize(
     ("completion", "reason"),
     [
@@ -74,10 +95,6 @@ def test_parse_response_tolerates_a_kept_stop_string_and_untagged_blocks() -> No
                 '    return " ".join(reversed(text.split()))\n```', '    return " ".join(reversed(text.split()))'
             ),
             "no_code",
-        ),
-        (
-            GOOD.replace("```\n\nThis handles", "```\n\n```python\nprint(reverse_words('x y'))\n```\n\nThis handles"),
-            "multiple_blocks",
         ),
         (GOOD.replace("return", "# TODO: return"), "placeholder"),
         (GOOD.replace("return", "raise NotImplementedError  #"), "placeholder"),

@@ -59,11 +59,12 @@ SOLUTION = "Reasoning.\n\n```python\ndef f():\n    return 1\n```\n</response>\n\
 
 
 def respond_responses(q: str, sample: int) -> tuple[str, str]:
-    # Sample 0 is good, 1 has no tests, 2 is cut by the token limit, 3 has two solution blocks.
+    # Sample 0 is good, 1 stops after its code without tests, 2 is cut by the token limit after its code,
+    # 3 has two solution blocks.
     outcomes = [
         (SOLUTION.replace("return 1", f"return 1  # {q.strip()[:40]!r}"), "stop"),
         (SOLUTION.split("</response>")[0], "stop"),
-        (SOLUTION[:30], "length"),
+        (SOLUTION.split("</response>")[0] + "\nThis works because", "length"),
         (SOLUTION.replace("Reasoning.", "Reasoning.\n\n```python\nprint(1)\n```"), "stop"),
     ]
     return outcomes[sample % 4]
@@ -163,6 +164,7 @@ def plan(
     llm: Mapping[str, Any] | None = None,
     max_tokens: int | None = None,
     num_fewshots: int | None = None,
+    continue_for_tests: bool = False,
 ) -> dict[str, Step]:
     llm = llm or {"backend": "scripted", "model": {"name_or_path": "scripted", "chat": chat}}
     runtime = {"backend": {"batch_size": batch_size}, "cache": "unused"}
@@ -175,6 +177,7 @@ def plan(
             view["num_fewshots"] = min(num_fewshots, view["num_fewshots"])
         if conf is GEN.responses:
             view["sampling"]["n"] = n
+            view["continue_for_tests"] = continue_for_tests
         return {"llm": llm, "stage": view, "prompt_file": conf.prompt, "seed": seed, **extra}
 
     source = Step("seeds", "tests.test_stages:emit", {"records": seeds})
@@ -227,19 +230,23 @@ def run(steps: dict[str, Step], store: Path, *names: str) -> dict[str, dict[str,
 
 @pytest.mark.parametrize("chat", [False, True])
 def test_three_stages_on_the_scripted_backend(tmp_path: Path, scripted: Callable[..., None], chat: bool) -> None:
-    steps = plan(chat=chat)
+    steps = plan(chat=chat, continue_for_tests=True)
     stats = run(steps, tmp_path, "concepts", "instructions", "responses")
     c, i, r = (stats[f"r0/{s}"] for s in ("concepts", "instructions", "responses"))
     assert (c["in"], c["out"], c["dropped_empty"], c["dropped_truncated"]) == (7, 5, 1, 1)
     assert (i["in"], i["out"]) == (5, 5)
     # 5 instructions x 4 samples: 5 good, 5 that stopped before their tests (asked for them in a follow-up,
-    # then good), 5 cut inside their code, 5 with two blocks.
-    assert (r["in"], r["completions"], r["out"], r["follow_ups"]) == (5, 20, 10, 5)
-    assert (r.get("dropped_no_tests", 0), r["dropped_truncated"], r["dropped_multiple_blocks"]) == (0, 5, 5)
-    assert r["records"] == 10 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
-    followed = [x for x in read_records(steps["responses"].out_dir(tmp_path), Response) if x.sample == 1]
+    # then good), 5 cut by max_tokens after their code (never continued: truncated), 5 with two blocks (one
+    # solution).
+    assert (r["in"], r["completions"], r["out"], r["follow_ups"]) == (5, 20, 15, 5)
+    assert (r.get("dropped_no_tests", 0), r["dropped_truncated"]) == (0, 5)
+    assert r["records"] == 15 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+    kept = read_records(steps["responses"].out_dir(tmp_path), Response)
+    followed = [x for x in kept if x.sample == 1]
     assert len(followed) == 5 and all(x.tests == "assert f() == 1\n" for x in followed)
     assert all("<tests>" not in x.text and x.text.rstrip().endswith("```") for x in followed)
+    two_blocks = [x for x in kept if x.sample == 3]
+    assert len(two_blocks) == 5 and all(x.solution.startswith("print(1)\n\ndef f():") for x in two_blocks)
 
     concepts = read_records(steps["concepts"].out_dir(tmp_path), Concepts)
     seeds = {s["id"]: s["name"] for s in SEEDS}
@@ -256,8 +263,8 @@ def test_three_stages_on_the_scripted_backend(tmp_path: Path, scripted: Callable
     responses = read_records(steps["responses"].out_dir(tmp_path), Response)
     assert {x.parent_id for x in responses} == {x.id for x in instructions}
     for resp in responses:
-        assert resp.sample in (0, 1) and resp.tests == "assert f() == 1\n"
-        assert resp.solution.startswith("def f():") and "<tests>" not in resp.text and "assert" not in resp.text
+        assert resp.sample in (0, 1, 3) and resp.tests == "assert f() == 1\n"
+        assert "def f():" in resp.solution and "<tests>" not in resp.text and "assert" not in resp.text
         assert resp.id == make_id(resp.parent_id, str(resp.sample), resp.text)
 
     requests = [req for call in ScriptedBackend.log for req in call]
@@ -266,6 +273,17 @@ def test_three_stages_on_the_scripted_backend(tmp_path: Path, scripted: Callable
     assert {req.n for req in asked if "<tests>" not in req.prefix} == {4}
     assert {req.n for req in asked if "<tests>" in req.prefix} == {1}, "follow-ups continue one sample each"
     assert max(len(call) for call in ScriptedBackend.log) == 2  # runtime batch_size
+
+
+def test_without_continue_for_tests_a_sample_without_tests_is_dropped(
+    tmp_path: Path, scripted: Callable[..., None]
+) -> None:
+    steps = plan()  # the method's setting: continue_for_tests off
+    r = run(steps, tmp_path, "concepts", "instructions", "responses")["r0/responses"]
+    assert (r["completions"], r["out"], r.get("follow_ups", 0)) == (20, 10, 0)
+    assert (r["dropped_no_tests"], r["dropped_truncated"]) == (5, 5)
+    assert not any("<tests>" in req.prefix for call in ScriptedBackend.log for req in call)
+    assert {x.sample for x in read_records(steps["responses"].out_dir(tmp_path), Response)} == {0, 3}
 
 
 def test_judge_keeps_seeds_judged_yes(tmp_path: Path, scripted: Callable[..., None]) -> None:
@@ -340,11 +358,11 @@ def test_instructions_reject_unknown_categories(tmp_path: Path, scripted: Callab
     bad = Step(
         "r0/instructions",
         "sca.generate.instructions:run",
-        {**steps["instructions"].params, "categories": ["function", "poem"]},
+        {**steps["instructions"].params, "categories": {"function": 1.0, "poem": 1.0}},
         {"concepts": steps["concepts"]},
         runtime=steps["instructions"].runtime,
     )
-    with pytest.raises(ValueError, match=r"params\['categories'\] has unknown values \['poem'\]"):
+    with pytest.raises(ValueError, match=r"params\['categories'\] has unknown entries \['poem'\]"):
         run_plan([steps["seeds"], steps["concepts"], bad], tmp_path)
 
 

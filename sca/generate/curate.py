@@ -7,11 +7,12 @@ In order, every removed response counted under ``dropped_<reason>`` and written 
 2. format: the solution parses; the tests parse, assert something and really invoke code at top level
    (not only defs/imports); the response shows a fenced code block and does not contain the tests; no
    placeholder text (``TODO``, ``your code here``, ``NotImplemented``...) as whole words;
-3. instructions longer than ``max_instruction_chars`` dropped;
+3. instructions longer than ``max_instruction_chars`` or ``max_instruction_words`` (whitespace-separated
+   words; the method's cap is 200) dropped;
 4. one random passing response per instruction (``random.Random(f"{seed}:{instruction_id}")``);
 5. exact dedup of instructions and of responses (whitespace removed);
 6. MinHash near-dedup over the instruction, the response and the solution's code skeleton;
-7. optional assert augmentation (the paper's C.1, off by default);
+7. optional assert augmentation (the paper's C.1: up to 5 asserts for half the examples; off by default);
 8. decontamination (exact + n-gram) of the final text: instruction + response.
 
 The walk order of 5-6 ("first occurrence wins") is a seeded shuffle: records sorted by
@@ -200,6 +201,8 @@ def run(ctx: StepContext) -> dict[str, float]:
             drop(c, problem)
         elif len(inst.text) > cfg["max_instruction_chars"]:
             drop(c, "instruction_too_long", f"{len(inst.text)} chars")
+        elif 0 < cfg["max_instruction_words"] < len(inst.text.split()):
+            drop(c, "instruction_too_many_words", f"{len(inst.text.split())} words")
         else:
             by_instruction[inst.id].append(c)
     funnel["passed"] = passed

@@ -1,8 +1,8 @@
 """C->I: concepts + a sampled category and difficulty -> a task instruction (few-shot).
 
-The category and difficulty are drawn per record from params["categories"] / params["difficulties"]
-(uniform over the list: repeat an entry to weight it, e.g. the reference's function, function, class,
-program) and stored on the Instruction.
+The category and difficulty are drawn per record with the weights in params["categories"] /
+params["difficulties"] (name -> weight; the method's: function 0.5, class 0.25, program 0.25, difficulty
+uniform) and stored on the Instruction.
 params: {"llm", "stage", "prompt_file", "seed", "categories", "difficulties"}; inputs: {"concepts"}.
 """
 
@@ -21,25 +21,36 @@ from sca.step import StepContext
 STAGE = "instructions"
 
 
-def _choices(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> list[str]:
-    values = params.get(key)
-    if not isinstance(values, list) or not values:
-        raise ValueError(f"params[{key!r}] must be a non-empty list of {list(allowed)}, got {values!r}")
-    bad = [v for v in values if v not in allowed]
+Weights = tuple[list[str], list[float]]
+
+
+def weights(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> Weights:
+    """(names, weights) of the entries with a positive weight, in the fixed order of ``allowed``."""
+    values = params[key]
+    if not isinstance(values, Mapping) or not values:
+        raise ValueError(f"params[{key!r}] must be a mapping name -> weight over {list(allowed)}, got {values!r}")
+    bad = sorted(set(values) - set(allowed))
     if bad:
-        raise ValueError(f"params[{key!r}] has unknown values {bad}; allowed: {list(allowed)}")
-    return [str(v) for v in values]
+        raise ValueError(f"params[{key!r}] has unknown entries {bad}; allowed: {list(allowed)}")
+    if any(float(w) < 0 for w in values.values()) or sum(float(w) for w in values.values()) <= 0:
+        raise ValueError(f"params[{key!r}]={dict(values)}: weights must be >= 0 and sum to more than 0")
+    names = [name for name in allowed if name in values and float(values[name]) > 0]
+    return names, [float(values[name]) for name in names]
+
+
+def draw(rng: random.Random, choices: Weights) -> str:
+    return rng.choices(choices[0], weights=choices[1])[0]
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    categories = _choices(ctx.params, "categories", CATEGORIES)
-    difficulties = _choices(ctx.params, "difficulties", DIFFICULTIES)
+    categories = weights(ctx.params, "categories", CATEGORIES)
+    difficulties = weights(ctx.params, "difficulties", DIFFICULTIES)
     shots_of, k = stage_shots(ctx.params, load_examples)
 
     def prepare(concepts: Concepts, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         fields = {
-            "category": rng.choice(categories),
-            "difficulty": rng.choice(difficulties),
+            "category": draw(rng, categories),
+            "difficulty": draw(rng, difficulties),
             "concepts": ", ".join(concepts.concepts),
         }
         return fields, sample(shots_of, k, rng)

@@ -203,13 +203,20 @@ PLACEHOLDER_RE = re.compile(r"\b(todo|fixme)\b|(write )?your code (goes )?here|n
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    text: str  # what the SFT example shows: reasoning + solution block, tests removed
+    text: str  # what the SFT example shows: reasoning + solution blocks, tests removed
     solution: str
     tests: str
 
 
 def parse_response(text: str) -> ParsedResponse:
-    """Split an I->R completion into the response (one solution block) and its tests (asserts)."""
+    """Split an I->R completion into the response and its tests.
+
+    The response is everything before ``</response>``; its solution is all of its Python blocks, in
+    order, joined by a blank line (one program: a helper or a usage example in a second block runs with
+    the first, as the method runs every block). The tests are the Python blocks of the ``<tests>`` section
+    after it, joined the same way. Python blocks are those tagged python/py/python3, or the untagged ones
+    when none is tagged; other blocks (sample output, shell commands) are not code to run.
+    """
     if not text.strip():
         raise ParseError("empty")
     head, sep, tail = text.partition("</response>")
@@ -225,17 +232,20 @@ def parse_response(text: str) -> ParsedResponse:
     solution_blocks = python_blocks(response)
     if not solution_blocks:
         raise ParseError("no_code", "the response has no python code block")
-    if len(solution_blocks) > 1:
-        raise ParseError("multiple_blocks", f"{len(solution_blocks)} code blocks in the response; one is expected")
     test_blocks = python_blocks(tests_text)
     if not test_blocks:
         raise ParseError("no_tests", "the tests section has no python code block")
-    tests = "\n".join(b.code for b in test_blocks)
+    solution, tests = join_blocks(solution_blocks), join_blocks(test_blocks)
     if "assert" not in tests:
         raise ParseError("no_asserts", "the tests assert nothing")
     if PLACEHOLDER_RE.search((response + tests).lower()):
         raise ParseError("placeholder", "the response leaves work undone (TODO / your code here)")
-    return ParsedResponse(response, solution_blocks[0].code, tests)
+    return ParsedResponse(response, solution, tests)
+
+
+def join_blocks(blocks: Sequence[CodeBlock]) -> str:
+    """Several blocks as one program, in document order, a blank line apart."""
+    return "\n".join(b.code for b in blocks)
 
 
 YES_RE, NO_RE = re.compile(r"\byes\b"), re.compile(r"\bno\b")

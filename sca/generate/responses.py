@@ -1,8 +1,8 @@
-"""I->R: an instruction -> n sampled responses, each a solution code block plus self-written tests.
+"""I->R: an instruction -> n sampled responses, each a solution (its python blocks) plus self-written tests.
 
 ``Response.text`` is what the SFT example shows (reasoning + solution, tests removed); ``solution`` and
-``tests`` hold the code the sandbox runs. params: {"llm", "stage", "prompt_file", "seed"};
-inputs: {"instructions"}.
+``tests`` hold the code the sandbox runs. params: {"llm", "stage" (with ``continue_for_tests``),
+"prompt_file", "seed"}; inputs: {"instructions"}.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ FIRST_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n.*?\n[ \t]*```", 
 
 
 def ask_for_tests(request: Request, k: int, completion: Completion) -> Request | None:
-    """Continue an answer that ended (or was cut) after its solution without writing tests.
+    """Continue an answer that ended after its solution without writing tests (``continue_for_tests``).
 
     Small models often stop after the code, or ramble on into more code blocks. Their answer up to the
     end of its first code block is kept, and the model is asked to go on from the tests cue of the
-    few-shot format, in its own context, so the tests are still its own.
+    few-shot format, in its own context, so the tests are still its own. A sample cut at max_tokens is
+    never continued: it is dropped as truncated, whatever it holds.
     """
-    if "</response>" in completion.text:
+    if completion.finish_reason == "length" or "</response>" in completion.text:
         return None
     block = FIRST_BLOCK_RE.search(completion.text)
     if block is None:
@@ -48,6 +49,7 @@ def ask_for_tests(request: Request, k: int, completion: Completion) -> Request |
 
 def run(ctx: StepContext) -> dict[str, float]:
     shots_of, k = stage_shots(ctx.params, load_examples)
+    follow_up = ask_for_tests if ctx.params["stage"]["continue_for_tests"] else None
 
     def prepare(instruction: Instruction, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
         return {"instruction": instruction.text.strip()}, sample(shots_of, k, rng)
@@ -68,7 +70,7 @@ def run(ctx: StepContext) -> dict[str, float]:
 
         return each_sample(completions, parse)
 
-    return run_stage(ctx, STAGE, ctx.read("instructions", Instruction), prepare, collect, follow_up=ask_for_tests)
+    return run_stage(ctx, STAGE, ctx.read("instructions", Instruction), prepare, collect, follow_up=follow_up)
 
 
 def close_open_fence(text: str) -> str:
