@@ -87,6 +87,48 @@ def test_near_misses_are_kept(code: str) -> None:
     assert dropped(code) == set(), code
 
 
+RECURSIVE = "def fact(n):\n    '''Factorial of n.'''\n    return 1 if n < 2 else n * fact(n - 1)\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        RECURSIVE,  # one function per row (the HF source): its own name is the only module name
+        "import math\n\n" + RECURSIVE,
+        "K = 3\ndef f(x):\n    '''A local may shadow a module name.'''\n    K = x * 2\n    return K\n",
+        "items = []\ndef f(xs):\n    '''So may a comprehension variable.'''\n    return [items for items in xs]\n",
+        "n = 0\ndef f(xs):\n    '''And a nested function's name.'''\n    def n(y):\n        return y\n"
+        "    return [n(x) for x in xs]\n",
+        "K = 3\ndef f(x):\n    '''A nested function reads the function's K, not the module's.'''\n"
+        "    K = x\n    def g():\n        return K + 1\n    return g()\n",
+    ],
+)
+def test_scope_aware_module_names_keep_recursive_and_shadowing_seeds(code: str) -> None:
+    cands, counts = mine(code)
+    assert dropped(code) == set(), code
+    assert [c.name for c in cands] == ["fact" if "fact" in code else "f"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "K = 3\ndef f(x):\n    '''Doc.'''\n    def g(y):\n        return y * K\n    return g(x)\n",
+        "C = 0\ndef f(x):\n    '''Doc.'''\n    global C\n    C += x\n    return C\n",
+        "D = 2\ndef f(x, k=D):\n    '''A default is read in the module.'''\n    return x * k\n",
+        "def deco(g):\n    return g\n@deco\ndef f(x):\n    '''Doc.'''\n    return x\n",
+        "def f(x):\n    '''Doc.'''\n    return [y for y in x if y in SEEN]\nSEEN = set()\n",
+        "def f(x):\n    '''Doc.'''\n    return (lambda y: y + W)(x)\nW = 1\n",
+    ],
+)
+def test_names_free_in_the_function_still_need_the_module(code: str) -> None:
+    assert "dropped_needs_module_names" in dropped(code), code
+
+
+def test_a_local_that_shadows_an_import_attaches_no_import() -> None:
+    (cand,), _ = mine("import json\ndef f(x):\n    '''Doc.'''\n    json = str(x)\n    return json\n")
+    assert cand.code.startswith("def f(x):")
+
+
 def test_needed_imports_are_attached_and_unused_ones_not() -> None:
     code = """
     import json

@@ -33,6 +33,7 @@ import random
 import re
 import shutil
 import subprocess
+import symtable
 import sys
 import sysconfig
 import tempfile
@@ -173,6 +174,25 @@ def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(node))
 
 
+def free_names(function_source: str, name: str) -> set[str]:
+    """Names a top-level function takes from its module: free in its body (or in a nested function,
+    lambda or comprehension), or read by its decorators, defaults and annotations, which run in the module.
+
+    Parameters, locals, names a nested scope takes from the function, and the function's own name (a
+    recursive call: the seed carries the definition) are not. Scopes come from :mod:`symtable`, i.e. from
+    the compiler, so ``global``/``nonlocal``, comprehension scopes and class bodies count as Python counts.
+    """
+    table = symtable.symtable(function_source, "<seed>", "exec")
+    used = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    stack = list(table.get_children())
+    while stack:
+        scope = stack.pop()
+        used.update(s.get_name() for s in scope.get_symbols() if s.is_global())
+        stack.extend(scope.get_children())
+    used.discard(name)
+    return used
+
+
 def returns_value(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any(
         isinstance(n, ast.Return)
@@ -253,15 +273,17 @@ def _check(
     assert fn.end_lineno is not None
     if fn.end_lineno - start + 1 > filters.max_lines:
         return "too_long", ""
-    used = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
-    params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-    if (used - params) & module_names:
+    body = "\n".join(lines[start - 1 : fn.end_lineno])
+    try:
+        used = free_names(body, fn.name)
+    except SyntaxError:
+        return "unparsable", ""
+    if used & module_names:
         return "needs_module_names", ""
     needed = sorted(imports[n] for n in used if n in imports)
     header = [stmt for _, stmt in dict.fromkeys(needed)]
     if any(s.startswith("from .") for s in header):
         return "relative_import", ""
-    body = "\n".join(lines[start - 1 : fn.end_lineno])
     code = ("\n".join(header) + "\n\n\n" if header else "") + body + "\n"
     try:
         tree = ast.parse(code)
