@@ -154,14 +154,20 @@ class BackendConfig:
     retries: int = runtime(5)
     batch_size: int = runtime(256)
     tensor_parallel_size: int = runtime(1)
-    data_parallel_size: int = runtime(1)
-    """Engines per node, one per group of tensor_parallel_size GPUs."""
+    data_parallel_size: int = runtime(0)
+    """vLLM engines per generation process, one per group of tensor_parallel_size GPUs; 0 = as many as the
+    visible GPUs hold (visible GPUs // tensor_parallel_size), so a node's GPUs are all used by default."""
     gpu_memory_utilization: float = runtime(0.9)
     enforce_eager: bool = runtime(False)
     """Skip CUDA graphs / torch.compile: faster start, slower decode."""
 
     def __post_init__(self) -> None:
         _choice(self.name, ("vllm", "openai", "hf"), "generate.backend.name")
+        if self.tensor_parallel_size < 1 or self.data_parallel_size < 0:
+            raise ConfigError(
+                f"generate.backend.tensor_parallel_size={self.tensor_parallel_size} must be >= 1 and "
+                f"generate.backend.data_parallel_size={self.data_parallel_size} >= 0 (0 = every visible GPU)"
+            )
 
 
 @dataclass
