@@ -104,7 +104,8 @@ def build_pipeline(cfg: Config) -> list[Step]:
         "seeds",
         "sca.generate.seeds:run",
         {
-            "seeds": hash_view(g.seeds),
+            # With the judge on, seeds.limit applies to what the judge approves (the final count), not here.
+            "seeds": {**hash_view(g.seeds), "limit": 0} if g.judge.enabled else hash_view(g.seeds),
             "benchmarks": only(data, DATASETS if g.seeds.decontaminate else ()),
             "seed": seed,
         },
@@ -116,7 +117,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
         seeds = Step(
             "judged_seeds",
             "sca.generate.judge:run",
-            {"llm": base_llm, **stage(g.judge), "seed": seed},
+            {"llm": base_llm, **stage(g.judge), "seed": seed, "limit": g.seeds.limit},
             {"seeds": seeds},
             runtime=backend_rt,
             where="subprocess",
