@@ -100,6 +100,11 @@ class SeedsConfig:
     hf_dataset: str = "bigcode/python-stack-v1-functions-filtered"
     hf_split: str = "train"
     hf_column: str = "content"
+    hf_config: str | None = None
+    """The dataset's config (subset) name, for datasets that have several."""
+    hf_data_dir: str | None = None
+    """Folder of the dataset's data files to read, e.g. data/python for bigcode/the-stack-dedup (else every
+    language is read and non-Python files count as modules_unparsable)."""
     max_lines: int = 150
     banned_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
     banned_imports: list[str] = field(
@@ -120,7 +125,7 @@ class SeedsConfig:
     """Keep at most this many seeds after filtering (a seeded sample); 0 = all."""
     typecheck_batch_size: int = runtime(250)
     workers: int = runtime(0)
-    """Processes for parsing; 0 = one per core."""
+    """Processes for parsing (per mining shard); 0 = one per core this process may use."""
 
     def __post_init__(self) -> None:
         _choice(self.source, ("stdlib", "dir", "hf"), "generate.seeds.source")

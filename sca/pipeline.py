@@ -13,6 +13,7 @@ from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
 from sca.eval.data import DATASETS, dataset_hash, release_name
+from sca.generate.seed_mining import mining_params
 from sca.step import Step
 
 
@@ -100,6 +101,13 @@ def build_pipeline(cfg: Config) -> list[Step]:
 
     paths = benchmark_paths(cfg)
     data = benchmark_data(paths)  # each file hashed once per plan
+    mined = Step(
+        "mined_seeds",
+        "sca.generate.seed_mining:run",
+        {"seeds": mining_params(hash_view(g.seeds))},
+        runtime=runtime_view(g.seeds),
+        num_shards=cfg.launcher.num_shards,  # by file / data file: SLURM array tasks, each resumable per unit
+    )
     seeds = Step(
         "seeds",
         "sca.generate.seeds:run",
@@ -109,9 +117,10 @@ def build_pipeline(cfg: Config) -> list[Step]:
             "benchmarks": only(data, DATASETS if g.seeds.decontaminate else ()),
             "seed": seed,
         },
+        {"mined": mined},
         runtime={**runtime_view(g.seeds), **paths},
     )
-    plan = [seeds]
+    plan = [mined, seeds]
     base_llm = llm(model_spec)
     if g.judge.enabled:
         seeds = Step(
@@ -235,7 +244,7 @@ def truncate(plan: list[Step], until: str) -> list[Step]:
     """Steps up to and including the stage ``until`` (in every round)."""
     allowed = set(STAGES[: STAGES.index(until) + 1])
     if "seeds" in allowed:
-        allowed.add("judged_seeds")
+        allowed |= {"mined_seeds", "judged_seeds"}
     return [s for s in plan if s.stage in allowed]
 
 
