@@ -100,6 +100,11 @@ class SeedsConfig:
     hf_dataset: str = "bigcode/python-stack-v1-functions-filtered"
     hf_split: str = "train"
     hf_column: str = "content"
+    hf_config: str | None = None
+    """The dataset's config (subset) name, for datasets that have several."""
+    hf_data_dir: str | None = None
+    """Folder of the dataset's data files to read, e.g. data/python for bigcode/the-stack-dedup (else every
+    language is read and non-Python files count as modules_unparsable)."""
     max_lines: int = 150
     banned_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
     banned_imports: list[str] = field(
@@ -120,7 +125,7 @@ class SeedsConfig:
     """Keep at most this many seeds after filtering (a seeded sample); 0 = all."""
     typecheck_batch_size: int = runtime(250)
     workers: int = runtime(0)
-    """Processes for parsing; 0 = one per core."""
+    """Processes for parsing (per mining shard); 0 = one per core this process may use."""
 
     def __post_init__(self) -> None:
         _choice(self.source, ("stdlib", "dir", "hf"), "generate.seeds.source")
@@ -163,14 +168,20 @@ class BackendConfig:
     retries: int = runtime(5)
     batch_size: int = runtime(256)
     tensor_parallel_size: int = runtime(1)
-    data_parallel_size: int = runtime(1)
-    """Engines per node, one per group of tensor_parallel_size GPUs."""
+    data_parallel_size: int = runtime(0)
+    """vLLM engines per generation process, one per group of tensor_parallel_size GPUs; 0 = as many as the
+    visible GPUs hold (visible GPUs // tensor_parallel_size), so a node's GPUs are all used by default."""
     gpu_memory_utilization: float = runtime(0.9)
     enforce_eager: bool = runtime(False)
     """Skip CUDA graphs / torch.compile: faster start, slower decode."""
 
     def __post_init__(self) -> None:
         _choice(self.name, ("vllm", "openai", "hf"), "generate.backend.name")
+        if self.tensor_parallel_size < 1 or self.data_parallel_size < 0:
+            raise ConfigError(
+                f"generate.backend.tensor_parallel_size={self.tensor_parallel_size} must be >= 1 and "
+                f"generate.backend.data_parallel_size={self.data_parallel_size} >= 0 (0 = every visible GPU)"
+            )
 
 
 @dataclass

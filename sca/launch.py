@@ -5,7 +5,8 @@ is freed between stages and a crashed engine cannot take the orchestrator down),
 under torchrun with every GPU this machine sees.
 
 SLURM (``launcher=slurm``): each pending shard is one task of a job array, training is one multi-node
-job whose tasks each start torchrun with a c10d rendezvous on the first node. Failed shards are retried
+job whose tasks each start torchrun with a c10d rendezvous on the first node. A generation shard asks for
+the GPUs its engine layout needs (tensor x data parallel; data parallel 0 = a whole node). Failed shards are retried
 up to ``max_retries`` times; a shard that finished (its ``_DONE`` marker exists) is never redone. The
 orchestrator only waits and merges, so it can run on a login node.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sca.config import Config
+from sca.config import Config, ConfigError
 from sca.step import Launcher, Step, done_marker, run_shard
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class SubmititLauncher:
     gpus_per_node: int = 8
     nnodes: int = 1
     max_retries: int = 2
+    generation_gpus: int = 1
+    """GPUs of one generation shard (``subprocess`` steps): what its engine layout needs, see engine_gpus."""
 
     def _executor(self, step: Step, nodes: int, gpus: int) -> Any:
         import submitit
@@ -93,11 +96,18 @@ class SubmititLauncher:
         executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.time_min, "name": f"sca-{step.name.replace('/', '-')}"}
         if self.cluster == "slurm":
-            params |= {"nodes": nodes, "tasks_per_node": 1, "cpus_per_task": self.cpus_per_task, "gpus_per_node": gpus}
+            params |= {"nodes": nodes, "tasks_per_node": 1, "cpus_per_task": self.cpus_per_task}
+            if gpus:  # CPU steps ask for none, so they can run on CPU partitions
+                params["gpus_per_node"] = gpus
             extra = {k: v for k, v in (("partition", self.partition), ("account", self.account)) if v}
             params |= {f"slurm_{k}": v for k, v in extra.items()}
         executor.update_parameters(**params)
         return executor
+
+    def gpus(self, step: Step) -> int:
+        """GPUs one task of ``step`` asks for: a node's for training, the engine layout's for generation
+        (judge, concepts, instructions, responses, eval), none for CPU steps (mining, execution, curation)."""
+        return {"torchrun": self.gpus_per_node, "subprocess": self.generation_gpus}.get(step.where, 0)
 
     def run(self, step: Step, out: Path, shards: Sequence[int]) -> None:
         if step.where == "torchrun":
@@ -107,13 +117,12 @@ class SubmititLauncher:
             log.info("submitted %s as job %s (%d nodes)", step.name, job.job_id, self.nnodes)
             job.results()
             return
-        # Generation shards want one GPU each; CPU steps (execution, curation) none.
-        gpus = 1 if step.where == "subprocess" else 0
+        gpus = self.gpus(step)
         pending = list(shards)
         for attempt in range(self.max_retries + 1):
             executor = self._executor(step, 1, gpus)
             jobs = executor.map_array(_shard_job, [str(out)] * len(pending), pending)
-            log.info("submitted %s: %d shard(s), attempt %d", step.name, len(pending), attempt + 1)
+            log.info("submitted %s: %d shard(s) x %d GPU(s), attempt %d", step.name, len(pending), gpus, attempt + 1)
             failed = []
             for shard, job in zip(pending, jobs, strict=True):
                 try:
@@ -139,9 +148,34 @@ def visible_gpus() -> int:
     return int(torch.cuda.device_count())
 
 
+def engine_gpus(cfg: Config, gpus_per_node: int) -> int:
+    """GPUs a generation process needs for its engine layout: vLLM's tensor x data parallel groups (data
+    parallel 0 = the whole node), one for the hf backend, none for a remote (openai) server."""
+    backend = cfg.generate.backend
+    if backend.name == "openai":
+        return 0
+    if backend.name == "hf":
+        return 1
+    tp, dp = backend.tensor_parallel_size, backend.data_parallel_size
+    need = tp * dp if dp else gpus_per_node
+    if need > gpus_per_node or need % tp or need < tp:
+        raise ConfigError(
+            f"generate.backend.tensor_parallel_size={tp} x data_parallel_size={dp} does not fit "
+            f"launcher.gpus_per_node={gpus_per_node}: the engines of one generation shard share a node "
+            "(data_parallel_size=0 fills the node)"
+        )
+    return need
+
+
 def make_launcher(cfg: Config) -> Launcher:
     lc = cfg.launcher
     if lc.name == "slurm":
+        gpus_per_node = max(lc.gpus_per_node, 1)
+        generation = engine_gpus(cfg, gpus_per_node)
+        log.info(
+            "slurm layout: generation shards get %d GPU(s) each (%s), training %d node(s) x %d GPU(s)",
+            generation, cfg.generate.backend.name, lc.nnodes, gpus_per_node,
+        )  # fmt: skip
         return SubmititLauncher(
             folder=Path(cfg.paths.root) / "submitit",
             cluster=lc.cluster,
@@ -149,9 +183,10 @@ def make_launcher(cfg: Config) -> Launcher:
             account=lc.account,
             time_min=lc.time_min,
             cpus_per_task=lc.cpus_per_task,
-            gpus_per_node=max(lc.gpus_per_node, 1),
+            gpus_per_node=gpus_per_node,
             nnodes=lc.nnodes,
             max_retries=lc.max_retries,
+            generation_gpus=generation,
         )
     gpus = lc.gpus_per_node if lc.gpus_per_node >= 0 else visible_gpus()
     return LocalLauncher(("--standalone", f"--nproc_per_node={max(gpus, 1)}"))

@@ -13,6 +13,7 @@ from typing import Any
 
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
 from sca.eval.data import DATASETS, dataset_hash, release_name
+from sca.generate.seed_mining import mining_params
 from sca.step import Step
 
 
@@ -100,23 +101,32 @@ def build_pipeline(cfg: Config) -> list[Step]:
 
     paths = benchmark_paths(cfg)
     data = benchmark_data(paths)  # each file hashed once per plan
+    mined = Step(
+        "mined_seeds",
+        "sca.generate.seed_mining:run",
+        {"seeds": mining_params(hash_view(g.seeds))},
+        runtime=runtime_view(g.seeds),
+        num_shards=cfg.launcher.num_shards,  # by file / data file: SLURM array tasks, each resumable per unit
+    )
     seeds = Step(
         "seeds",
         "sca.generate.seeds:run",
         {
-            "seeds": hash_view(g.seeds),
+            # With the judge on, seeds.limit applies to what the judge approves (the final count), not here.
+            "seeds": {**hash_view(g.seeds), "limit": 0} if g.judge.enabled else hash_view(g.seeds),
             "benchmarks": only(data, DATASETS if g.seeds.decontaminate else ()),
             "seed": seed,
         },
+        {"mined": mined},
         runtime={**runtime_view(g.seeds), **paths},
     )
-    plan = [seeds]
+    plan = [mined, seeds]
     base_llm = llm(model_spec)
     if g.judge.enabled:
         seeds = Step(
             "judged_seeds",
             "sca.generate.judge:run",
-            {"llm": base_llm, **stage(g.judge), "seed": seed},
+            {"llm": base_llm, **stage(g.judge), "seed": seed, "limit": g.seeds.limit},
             {"seeds": seeds},
             runtime=backend_rt,
             where="subprocess",
@@ -234,7 +244,7 @@ def truncate(plan: list[Step], until: str) -> list[Step]:
     """Steps up to and including the stage ``until`` (in every round)."""
     allowed = set(STAGES[: STAGES.index(until) + 1])
     if "seeds" in allowed:
-        allowed.add("judged_seeds")
+        allowed |= {"mined_seeds", "judged_seeds"}
     return [s for s in plan if s.stage in allowed]
 
 

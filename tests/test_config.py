@@ -36,7 +36,7 @@ def test_every_experiment_validates_and_plans(name: str, tmp_path: Path) -> None
     assert cfg.run.name == name
     steps = build_pipeline(cfg)
     names = [s.name for s in steps]
-    assert names[0] == "seeds" and names[-1] == "r0/eval"
+    assert names[:2] == ["mined_seeds", "seeds"] and names[-1] == "r0/eval"
     assert len(set(s.out_dir(tmp_path) for s in steps)) == len(steps), "two steps share a directory"
     assert {status for _, status in plan_status(steps, tmp_path, set())} <= {"run", "blocked"}
 
@@ -121,7 +121,7 @@ def test_rounds_chain_models(tmp_path: Path) -> None:
 
 def test_until_truncates_the_plan(tmp_path: Path) -> None:
     steps = build_pipeline(composed(f"paths.root={tmp_path}", "run.until=seeds"))
-    assert [s.name for s in steps] == ["seeds"]
+    assert [s.name for s in steps] == ["mined_seeds", "seeds"]
 
 
 def test_cli_reports_a_bad_override_without_a_traceback(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExa
 from tests.conftest import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ["seeds", "base/eval", "r0/concepts", "r0/instructions", "r0/responses", "r0/executions", "r0/sft_data",
-         "r0/train", "r0/eval"]  # fmt: skip
+STEPS = ["mined_seeds", "seeds", "base/eval", "r0/concepts", "r0/instructions", "r0/responses", "r0/executions",
+         "r0/sft_data", "r0/train", "r0/eval"]  # fmt: skip
 
 
 def sca_main(root: Path, tiny: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,8 @@ from tests.test_config import composed
 def test_rounds_split_in_order(tmp_path: Path) -> None:
     plan = build_pipeline(composed(f"paths.root={tmp_path}", "run.rounds=2"))
     chunks = split_rounds(plan)
-    assert [s.name for s in chunks[0]][:2] == ["seeds", "base/eval"]
-    assert {s.name.split("/")[0] for s in chunks[0][2:]} == {"r0"}
+    assert [s.name for s in chunks[0]][:3] == ["mined_seeds", "seeds", "base/eval"]
+    assert {s.name.split("/")[0] for s in chunks[0][3:]} == {"r0"}
     assert {s.name.split("/")[0] for s in chunks[1]} == {"r1"}
     assert sum(len(c) for c in chunks) == len(plan)
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from sca.config import SeedsConfig, hash_view
-from sca.generate import seeds
-from sca.io import MERGED, iter_records
+from sca.generate import seed_mining, seeds
+from sca.generate.seed_mining import mining_params
+from sca.io import MERGED, iter_records, read_records
 from sca.records import Seed
-from sca.step import StepContext
+from sca.step import Step, StepContext, run_plan
 
 FILTERS = seeds.Filters(
     max_lines=12,
@@ -85,6 +86,48 @@ def test_each_filter_drops_its_case(code: str, reason: str) -> None:
 )
 def test_near_misses_are_kept(code: str) -> None:
     assert dropped(code) == set(), code
+
+
+RECURSIVE = "def fact(n):\n    '''Factorial of n.'''\n    return 1 if n < 2 else n * fact(n - 1)\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        RECURSIVE,  # one function per row (the HF source): its own name is the only module name
+        "import math\n\n" + RECURSIVE,
+        "K = 3\ndef f(x):\n    '''A local may shadow a module name.'''\n    K = x * 2\n    return K\n",
+        "items = []\ndef f(xs):\n    '''So may a comprehension variable.'''\n    return [items for items in xs]\n",
+        "n = 0\ndef f(xs):\n    '''And a nested function's name.'''\n    def n(y):\n        return y\n"
+        "    return [n(x) for x in xs]\n",
+        "K = 3\ndef f(x):\n    '''A nested function reads the function's K, not the module's.'''\n"
+        "    K = x\n    def g():\n        return K + 1\n    return g()\n",
+    ],
+)
+def test_scope_aware_module_names_keep_recursive_and_shadowing_seeds(code: str) -> None:
+    cands, counts = mine(code)
+    assert dropped(code) == set(), code
+    assert [c.name for c in cands] == ["fact" if "fact" in code else "f"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "K = 3\ndef f(x):\n    '''Doc.'''\n    def g(y):\n        return y * K\n    return g(x)\n",
+        "C = 0\ndef f(x):\n    '''Doc.'''\n    global C\n    C += x\n    return C\n",
+        "D = 2\ndef f(x, k=D):\n    '''A default is read in the module.'''\n    return x * k\n",
+        "def deco(g):\n    return g\n@deco\ndef f(x):\n    '''Doc.'''\n    return x\n",
+        "def f(x):\n    '''Doc.'''\n    return [y for y in x if y in SEEN]\nSEEN = set()\n",
+        "def f(x):\n    '''Doc.'''\n    return (lambda y: y + W)(x)\nW = 1\n",
+    ],
+)
+def test_names_free_in_the_function_still_need_the_module(code: str) -> None:
+    assert "dropped_needs_module_names" in dropped(code), code
+
+
+def test_a_local_that_shadows_an_import_attaches_no_import() -> None:
+    (cand,), _ = mine("import json\ndef f(x):\n    '''Doc.'''\n    json = str(x)\n    return json\n")
+    assert cand.code.startswith("def f(x):")
 
 
 def test_needed_imports_are_attached_and_unused_ones_not() -> None:
@@ -281,25 +324,98 @@ def test_bad_config_errors_name_the_field(tmp_path: Path) -> None:
         seeds.run(ctx_for(tmp_path / "c", tmp_path, max_lines=0))
 
 
-def test_hf_source_streams_the_code_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets
+def the_stack(root: Path, files: int = 3, rows: int = 4) -> Path:
+    """A local dataset laid out like bigcode/the-stack-dedup: data/<language>/*.parquet with a content column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    rows = [{"content": textwrap.dedent(GOOD)}, {"content": "def g(x):\n    return x\n"}]
-    seen: dict[str, Any] = {}
+    (root / "data" / "python").mkdir(parents=True)
+    (root / "data" / "javascript").mkdir(parents=True)
+    for i in range(files):
+        contents = [
+            f"def area_{i}_{j}(w, h):\n    '''Area {i}.{j} of a {'xyz'[j % 3] * (i + j + 1)} thing.'''\n"
+            f"    return w * h + {i * 10 + j}\n"
+            for j in range(rows)
+        ]
+        contents.append("def nodoc(x):\n    return x\n")
+        table = pa.table({"content": contents, "lang": ["Python"] * len(contents)})
+        pq.write_table(table, root / "data" / "python" / f"train-{i:05d}-of-{files:05d}.parquet")
+    js = pa.table({"content": ["function f(x) { return x; }"] * 2, "lang": ["JavaScript"] * 2})
+    pq.write_table(js, root / "data" / "javascript" / "train-00000-of-00001.parquet")
+    return root
 
-    def fake_load(name: str, split: str, streaming: bool) -> list[dict[str, str]]:
-        seen.update(name=name, split=split, streaming=streaming)
-        return rows
 
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    counters = seeds.run(ctx_for(tmp_path / "out", tmp_path, source="hf", typecheck=False))
-    assert seen == {"name": "bigcode/python-stack-v1-functions-filtered", "split": "train", "streaming": True}
-    assert counters["kept"] == 1 and counters["dropped_no_docstring"] == 1
-    (rec,) = iter_records(tmp_path / "out" / "records-00000.jsonl", Seed)
-    assert rec.source == "bigcode/python-stack-v1-functions-filtered:train:0:2"
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: [{"text": "x"}])
-    with pytest.raises(KeyError, match="hf_column"):
-        seeds.run(ctx_for(tmp_path / "out2", tmp_path, source="hf", typecheck=False))
+def mined_step(dataset: Path, shards: int, **over: Any) -> Step:
+    cfg = hash_view(SeedsConfig(source="hf", hf_dataset=str(dataset), hf_data_dir="data/python"))
+    cfg.update(over)
+    return Step("mined_seeds", "sca.generate.seed_mining:run", {"seeds": mining_params(cfg)}, runtime={"workers": 1},
+                num_shards=shards)  # fmt: skip
+
+
+def test_hf_source_streams_the_data_dir_of_a_dataset(tmp_path: Path) -> None:
+    dataset = the_stack(tmp_path / "stack")
+    step = mined_step(dataset, 1)
+    stats = run_plan([step], tmp_path / "store")["mined_seeds"]
+    assert (stats["modules"], stats.get("modules_unparsable", 0), stats["dropped_no_docstring"]) == (15, 0, 3)
+    assert stats["candidates"] == stats["records"] == 12
+    by_name = {s.name: s for s in read_records(step.out_dir(tmp_path / "store"), Seed)}
+    assert by_name["area_1_2"].source == f"{dataset}/data/python:train:1-of-3:2:1"  # data file 1, row 2, line 1
+    # Without data_dir every language is read: the JavaScript rows count as unparsable modules.
+    every = run_plan([mined_step(dataset, 1, hf_data_dir=None)], tmp_path / "store")["mined_seeds"]
+    assert every["modules_unparsable"] == 2 and every["candidates"] == 12
+    with pytest.raises(KeyError, match="hf_column='code' is not a column"):
+        run_plan([mined_step(dataset, 1, hf_column="code")], tmp_path / "store")
+
+
+def test_hf_mining_is_sharded_by_data_file_and_resumes_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = the_stack(tmp_path / "stack", files=5)
+    one = mined_step(dataset, 1)
+    run_plan([one], tmp_path / "one")
+    expected = (one.out_dir(tmp_path / "one") / MERGED).read_text()
+
+    real = seed_mining._mine_hf
+    calls: list[int] = []
+
+    def killed_in_the_second_file(unit: seed_mining.HFUnit, filters: seeds.Filters) -> seed_mining.Work:
+        calls.append(unit.index)
+        if len(calls) == 2:
+            raise Killed("killed half-way through a data file")
+        return real(unit, filters)
+
+    monkeypatch.setattr(seed_mining, "_mine_hf", killed_in_the_second_file)
+    two = mined_step(dataset, 2)  # shard 0: data files 0, 2, 4; shard 1: 1, 3
+    with pytest.raises(Killed):
+        run_plan([two], tmp_path / "two")
+    out = two.out_dir(tmp_path / "two")
+    commits = [json.loads(line) for line in (out / "progress-00000.jsonl").read_text().splitlines()]
+    assert [c["ids"] for c in commits] == [[f"{dataset}/data/python:train:0-of-5"]], "one data file per commit"
+
+    calls.clear()
+    monkeypatch.setattr(seed_mining, "_mine_hf", lambda unit, filters: calls.append(unit.index) or real(unit, filters))
+    stats = run_plan([two], tmp_path / "two")["mined_seeds"]
+    assert calls == [2, 4, 1, 3], "the finished data file is not read again; the cut one is redone whole"
+    assert (out / MERGED).read_text() == expected, "nothing lost, nothing duplicated"
+    assert (stats["modules"], stats["candidates"]) == (25, 20)
+
+
+def test_sharded_mining_feeds_the_global_step_like_one_process(tmp_path: Path) -> None:
+    src = write_tree(tmp_path)
+    (src / "pkg" / "zcopy.py").write_text((src / "pkg" / "mod0.py").read_text())  # an exact duplicate
+    inline_ctx = ctx_for(tmp_path / "inline", src, typecheck=False)
+    inline = seeds.run(inline_ctx)
+    cfg = dict(inline_ctx.params["seeds"])
+    mined = Step("mined_seeds", "sca.generate.seed_mining:run", {"seeds": mining_params(cfg)},
+                 runtime={"workers": 1}, num_shards=3)  # fmt: skip
+    final = Step("seeds", "sca.generate.seeds:run", {"seeds": cfg, "seed": 0}, {"mined": mined},
+                 runtime=inline_ctx.runtime)  # fmt: skip
+    stats = run_plan([mined, final], tmp_path / "store")
+    assert stats["seeds"]["dropped_duplicate"] == inline["dropped_duplicate"] == 1
+    assert (stats["seeds"]["found"], stats["seeds"]["kept"]) == (inline["found"], inline["kept"]) == (10, 9)
+    assert (final.out_dir(tmp_path / "store") / MERGED).read_text().splitlines() == output(tmp_path / "inline")
+    kept = read_records(final.out_dir(tmp_path / "store"), Seed)
+    assert not any("zcopy" in s.source for s in kept), "a duplicate keeps its smallest source, whatever the shards"
 
 
 @pytest.mark.slow

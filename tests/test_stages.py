@@ -165,6 +165,7 @@ def plan(
     max_tokens: int | None = None,
     num_fewshots: int | None = None,
     continue_for_tests: bool = False,
+    judge_limit: int = 0,
 ) -> dict[str, Step]:
     llm = llm or {"backend": "scripted", "model": {"name_or_path": "scripted", "chat": chat}}
     runtime = {"backend": {"batch_size": batch_size}, "cache": "unused"}
@@ -181,7 +182,8 @@ def plan(
         return {"llm": llm, "stage": view, "prompt_file": conf.prompt, "seed": seed, **extra}
 
     source = Step("seeds", "tests.test_stages:emit", {"records": seeds})
-    judge = Step("judged_seeds", "sca.generate.judge:run", params(GEN.judge), {"seeds": source}, runtime=runtime)
+    judge = Step("judged_seeds", "sca.generate.judge:run", params(GEN.judge, limit=judge_limit), {"seeds": source},
+                 runtime=runtime)  # fmt: skip
     concepts = Step(
         "r0/concepts", "sca.generate.concepts:run", params(GEN.concepts), {"seeds": source}, runtime=runtime
     )
@@ -301,6 +303,39 @@ def test_judge_keeps_seeds_judged_yes(tmp_path: Path, scripted: Callable[..., No
         "Clearly documented" not in str(r.prompt).split("### Function")[-1].split("### Docstring")[0]
         for r in judge_requests
     )
+
+
+def test_seeds_limit_is_the_count_after_the_judge(tmp_path: Path, scripted: Callable[..., None]) -> None:
+    seeds = [seed_record(f"good_{i}") for i in range(5)] + [seed_record(f"vague_{i}", "Does stuff.") for i in range(2)]
+    stats = run(plan(seeds, judge_limit=3), tmp_path / "a", "judge")["judged_seeds"]
+    assert (stats["judge_in"], stats["judge_out"], stats["dropped_limit"], stats["kept"]) == (7, 5, 2, 3)
+    kept = read_records(plan(seeds, judge_limit=3)["judge"].out_dir(tmp_path / "a"), Seed)
+    assert len(kept) == stats["records"] == 3 and all(s.name.startswith("good_") for s in kept)
+
+    # A crash after the first batch of verdicts: the resumed step judges only the rest, samples the same seeds.
+    scripted(crash_after=1)
+    with pytest.raises(RuntimeError, match="failed in a child process|backend died"):
+        run(plan(seeds, judge_limit=3), tmp_path / "b", "judge")
+    scripted()
+    ScriptedBackend.log = []
+    again = run(plan(seeds, judge_limit=3), tmp_path / "b", "judge")["judged_seeds"]
+    assert sum(len(call) for call in ScriptedBackend.log) == 7 - 2, "the committed batch is not judged again"
+    assert (again["judge_in"], again["judge_out"], again["kept"]) == (7, 5, 3)
+    assert read_records(plan(seeds, judge_limit=3)["judge"].out_dir(tmp_path / "b"), Seed) == kept
+
+    roomy = run(plan(seeds, judge_limit=10), tmp_path / "c", "judge")["judged_seeds"]
+    assert roomy["kept"] == 5 and "dropped_limit" not in roomy
+
+
+def test_the_seeds_step_leaves_the_limit_to_the_judge_when_it_is_on(tmp_path: Path) -> None:
+    from sca.pipeline import build_pipeline
+    from tests.test_config import composed
+
+    judged = {s.name: s for s in build_pipeline(composed("experiment=codeqwen7b", f"paths.root={tmp_path}"))}
+    assert judged["seeds"].params["seeds"]["limit"] == 0
+    assert judged["judged_seeds"].params["limit"] == 250000
+    plain = {s.name: s for s in build_pipeline(composed("experiment=qwen25coder7b", f"paths.root={tmp_path}"))}
+    assert "judged_seeds" not in plain and plain["seeds"].params["seeds"]["limit"] == 250000
 
 
 def test_fixed_seed_gives_identical_records_whatever_the_batch_size(

@@ -1,75 +1,55 @@
-"""Step ``seeds``: mine top-level Python functions with docstrings and filter them (METHOD.md section 1).
+"""Step ``seeds``: the global seed filters over every shard's mined candidates (METHOD.md section 1).
 
-Sources: the standard library of the running interpreter (default, no network), local directories, or
-a Hugging Face dataset with a code column (streamed). Every function found goes through, in order:
+Mining and the per-function filters run sharded in the ``mined_seeds`` step (:mod:`sca.generate.seed_mining`,
+:mod:`sca.generate.seed_filters`). This step then applies, in order: 1. exact duplicates (the same code
+mined twice keeps its smallest source name), 2. decontamination (exact + word n-gram,
+:mod:`sca.generate.decontam`), 3. basedpyright reports no error, 4. MinHash near-duplicates, 5. ``limit``
+(a seeded sample; with the judge on, the judge applies it to the seeds it approves instead). Without a
+``mined`` input it mines the source itself first, as one shard, into ``<out>/mined/``.
 
-1. docstring (any quote style; the reference only saw ``\"\"\"``), 2. at least one argument (from the AST,
-   so ``def f() -> T:`` counts as no-argument), 3. a ``return`` with a value (``return None`` is not one;
-   nested functions don't count), 4. at most ``max_lines`` lines, 5. no relative imports, 6. no use of
-   module-level names other than imports (a seed must stand alone), 7. imports attached: the module's
-   import statements whose bound names the function uses, 8. banned words, matched as whole words of
-   tokens (identifiers split at ``_`` and camelCase, comments, strings), so ``bug`` does not hit
-   ``debug``, 9. banned imports, matched on the imported module's top-level package, so ``os`` does not
-   hit ``ossaudiodev``, 10. the assembled seed parses, 11. exact duplicates, 12. decontamination
-   (exact + word n-gram, :mod:`sca.generate.decontam`), 13. basedpyright reports no error, 14. MinHash
-   near-duplicates, 15. ``limit`` (a seeded sample).
-
-Steps 1-12 are fast and recomputed on resume; the type check runs in batches, each committed to a
-journal in ``<out>/typecheck/``, so a crash loses at most the batches in flight. If basedpyright fails
-on a batch (crash, timeout, unreadable output) the batch is split in halves and retried; a single file
-that still fails is dropped under ``dropped_typecheck_crash`` and logged. The final seeds are written
-in one commit after the global steps (near-dedup, limit).
+The type check runs in batches, each committed to a journal in ``<out>/typecheck/``, so a crash loses at
+most the batches in flight. If basedpyright fails on a batch (crash, timeout, unreadable output) the batch
+is split in halves and retried; a single file that still fails is dropped under ``dropped_typecheck_crash``
+and logged. The final seeds are written in one commit after the global steps (near-dedup, limit).
 """
 
 from __future__ import annotations
 
-import ast
-import io
 import json
 import logging
-import multiprocessing
-import os
 import random
-import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
-import tokenize
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sca.generate.dedup import near_dedup
-from sca.io import Journal
+from sca.generate.seed_filters import (  # noqa: F401 - re-exported: the seed filters' public names
+    Candidate,
+    Filters,
+    free_names,
+    has_arguments,
+    imported_modules,
+    mine_module,
+    returns_value,
+    token_words,
+)
+from sca.generate.seed_mining import dir_files, mine_into, stdlib_files, workers_of  # noqa: F401
+from sca.io import MERGED, SUCCESS, Journal, iter_records
 from sca.progress import bar, print_counters
-from sca.records import Seed, make_id
+from sca.records import Seed
 from sca.step import StepContext
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "test_support"}
 TYPECHECK_TIMEOUT_S = 600
 SEED_NGRAM = 5  # word shingles for seed near-dedup
-
-
-@dataclass(frozen=True)
-class Filters:
-    max_lines: int
-    banned_words: frozenset[str]
-    banned_imports: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    code: str
-    name: str
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,238 +60,6 @@ class Checked:
     ok: bool
     errors: list[str]
     crashed: bool = False  # basedpyright itself failed on this file alone
-
-
-# ---------------------------------------------------------------- sources
-
-
-def stdlib_files() -> list[tuple[str, Path]]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    return [(f"stdlib:{p.relative_to(root)}", p) for p in _py_files(root)]
-
-
-def _py_files(root: Path) -> list[Path]:
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py") and not f.startswith("test_"))
-    return files
-
-
-def dir_files(paths: Sequence[str]) -> list[tuple[str, Path]]:
-    if not paths:
-        raise ValueError("generate.seeds.source=dir needs generate.seeds.paths (a list of directories or files)")
-    out = []
-    for p in map(Path, paths):
-        if p.is_file():
-            out.append((str(p), p))
-        elif p.is_dir():
-            out.extend((str(f), f) for f in _py_files(p))
-        else:
-            raise FileNotFoundError(f"generate.seeds.paths: {p} does not exist")
-    return out
-
-
-def hf_modules(dataset: str, split: str, column: str) -> Iterator[tuple[str, str]]:
-    """Stream a dataset with a code column (needs the network or a local HF cache)."""
-    import datasets
-
-    ds = datasets.load_dataset(dataset, split=split, streaming=True)
-    for i, row in enumerate(ds):
-        if column not in row:
-            raise KeyError(f"generate.seeds.hf_column={column!r} is not a column of {dataset} (has {sorted(row)})")
-        yield f"{dataset}:{split}:{i}", row[column]
-
-
-# ---------------------------------------------------------------- per-module mining (runs in workers)
-
-
-def _bound_imports(tree: ast.Module) -> dict[str, tuple[int, str]]:
-    """Name bound by each module-level import -> (order, the import statement that binds only it)."""
-    bound: dict[str, tuple[int, str]] = {}
-    nodes: list[ast.stmt] = []
-    for node in tree.body:
-        nodes.append(node)
-        if isinstance(node, ast.Try):  # try: import x / except ImportError: x = None
-            nodes.extend(node.body)
-    for order, node in enumerate(nodes):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                name = a.asname or a.name.split(".")[0]
-                stmt = f"import {a.name}" + (f" as {a.asname}" if a.asname else "")
-                bound.setdefault(name, (order, stmt))
-        elif isinstance(node, ast.ImportFrom):
-            mod = "." * node.level + (node.module or "")
-            for a in node.names:
-                if a.name == "*":
-                    continue
-                stmt = f"from {mod} import {a.name}" + (f" as {a.asname}" if a.asname else "")
-                bound.setdefault(a.asname or a.name, (order, stmt))
-    return bound
-
-
-def _module_names(tree: ast.Module) -> set[str]:
-    """Names a module defines itself (functions, classes, assignments), which a seed cannot carry."""
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
-    return names
-
-
-def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
-    """Nodes of a function's own body, not those of nested functions, lambdas or classes."""
-    stack = list(ast.iter_child_nodes(fn))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-def returns_value(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    return any(
-        isinstance(n, ast.Return)
-        and n.value is not None
-        and not (isinstance(n.value, ast.Constant) and n.value.value is None)
-        for n in _own_nodes(fn)
-    )
-
-
-def has_arguments(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    a = fn.args
-    return bool(a.posonlyargs or a.args or a.kwonlyargs or a.vararg or a.kwarg)
-
-
-_SUBWORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-
-def token_words(code: str) -> set[str]:
-    """Lower-cased words of identifiers, comments and strings (``debugLevel`` -> debug, level)."""
-    found: set[str] = set()
-    for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-        if tok.type in (tokenize.NAME, tokenize.COMMENT, tokenize.STRING):
-            found.update(w.lower() for w in _SUBWORD.findall(tok.string))
-    return found
-
-
-def imported_modules(tree: ast.AST) -> set[str]:
-    """Top-level packages imported anywhere in the code (``import os.path`` -> os)."""
-    mods: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            mods.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            mods.add(node.module.split(".")[0])
-    return mods
-
-
-def mine_module(source: str, text: str, filters: Filters) -> tuple[list[Candidate], Counter[str]]:
-    """Candidate seeds of one module and the counters of what was dropped and why."""
-    counts: Counter[str] = Counter()
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        counts["modules_unparsable"] += 1
-        return [], counts
-    counts["modules"] += 1
-    lines = text.splitlines()
-    imports = _bound_imports(tree)
-    module_names = _module_names(tree) - set(imports)
-    out: list[Candidate] = []
-    for fn in tree.body:
-        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        counts["found"] += 1
-        reason, code = _check(fn, lines, imports, module_names, filters)
-        if reason:
-            counts[f"dropped_{reason}"] += 1
-        else:
-            out.append(Candidate(code=code, name=fn.name, source=f"{source}:{fn.lineno}"))
-    return out, counts
-
-
-def _check(
-    fn: ast.FunctionDef | ast.AsyncFunctionDef,
-    lines: list[str],
-    imports: Mapping[str, tuple[int, str]],
-    module_names: set[str],
-    filters: Filters,
-) -> tuple[str, str]:
-    """(drop reason, "") or ("", the seed: attached imports + the function's source)."""
-    if ast.get_docstring(fn) is None:
-        return "no_docstring", ""
-    if not has_arguments(fn):
-        return "no_arguments", ""
-    if not returns_value(fn):
-        return "no_return_value", ""
-    start = fn.decorator_list[0].lineno if fn.decorator_list else fn.lineno
-    assert fn.end_lineno is not None
-    if fn.end_lineno - start + 1 > filters.max_lines:
-        return "too_long", ""
-    used = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
-    params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-    if (used - params) & module_names:
-        return "needs_module_names", ""
-    needed = sorted(imports[n] for n in used if n in imports)
-    header = [stmt for _, stmt in dict.fromkeys(needed)]
-    if any(s.startswith("from .") for s in header):
-        return "relative_import", ""
-    body = "\n".join(lines[start - 1 : fn.end_lineno])
-    code = ("\n".join(header) + "\n\n\n" if header else "") + body + "\n"
-    try:
-        tree = ast.parse(code)
-        words = token_words(code)
-    except (SyntaxError, tokenize.TokenError, IndentationError):
-        return "unparsable", ""
-    if words & filters.banned_words:
-        return "banned_word", ""
-    if imported_modules(tree) & filters.banned_imports:
-        return "banned_import", ""
-    return "", code
-
-
-def _mine_file(item: tuple[str, Path], filters: Filters) -> tuple[list[Candidate], Counter[str]]:
-    source, path = item
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return [], Counter({"modules_unreadable": 1})
-    return mine_module(source, text, filters)
-
-
-def _mine_text(item: tuple[str, str], filters: Filters) -> tuple[list[Candidate], Counter[str]]:
-    return mine_module(item[0], item[1], filters)
-
-
-def mine(
-    items: Iterable[Any], filters: Filters, workers: int, total: int | None, from_files: bool
-) -> tuple[list[Candidate], Counter[str]]:
-    counts: Counter[str] = Counter()
-    found: list[Candidate] = []
-    work = partial(_mine_file if from_files else _mine_text, filters=filters)
-    with bar(total, "seeds: mine", unit="file") as pbar:
-        results: Iterable[tuple[list[Candidate], Counter[str]]]
-        if workers > 1:
-            pool = multiprocessing.get_context("spawn").Pool(workers)
-            results = pool.imap(work, items, chunksize=16)
-        else:
-            pool = None
-            results = map(work, items)
-        try:
-            for cands, c in results:  # imap keeps input order: the result does not depend on workers
-                found.extend(cands)
-                counts.update(c)
-                pbar.update(1)
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-    return found, counts
 
 
 # ---------------------------------------------------------------- type check
@@ -430,43 +178,40 @@ def _reason(c: Checked) -> str:
 # ---------------------------------------------------------------- the step
 
 
-def _filters(cfg: Mapping[str, Any]) -> Filters:
-    if cfg["max_lines"] < 1:
-        raise ValueError(f"generate.seeds.max_lines={cfg['max_lines']} must be >= 1")
-    return Filters(
-        max_lines=int(cfg["max_lines"]),
-        banned_words=frozenset(w.lower() for w in cfg["banned_words"]),
-        banned_imports=frozenset(cfg["banned_imports"]),
-    )
-
-
-def _workers(n: int) -> int:
-    return n if n > 0 else (os.cpu_count() or 1)
-
-
-def collect(cfg: Mapping[str, Any], workers: int) -> tuple[list[Candidate], Counter[str]]:
-    filters = _filters(cfg)
-    if cfg["source"] == "hf":
-        return mine(hf_modules(cfg["hf_dataset"], cfg["hf_split"], cfg["hf_column"]), filters, workers, None, False)
-    files = stdlib_files() if cfg["source"] == "stdlib" else dir_files(cfg["paths"])
-    return mine(files, filters, workers, len(files), True)
+def mined(ctx: StepContext, workers: int) -> tuple[Iterator[Seed], Counter[str]]:
+    """The mined candidates (duplicates included) and the mining counters this step reports."""
+    if "mined" in ctx.inputs:
+        step = ctx.inputs["mined"]
+        if not (step / SUCCESS).exists():
+            raise FileNotFoundError(f"{step} has no {SUCCESS}: mining did not finish; re-run to resume it")
+        stats = json.loads((step / "stats.json").read_text())
+        # Mining's drop reasons stay in its own step's stats; these carry the funnel's start.
+        return iter_records(step / MERGED, Seed), Counter({k: int(stats[k]) for k in ("modules", "found", "candidates")
+                                                           if k in stats})  # fmt: skip
+    (ctx.out / "mined").mkdir(exist_ok=True)
+    with Journal(ctx.out / "mined") as journal:
+        mine_into(journal, ctx.params["seeds"], 0, 1, workers)
+    return iter_records(journal.records_path, Seed), Counter(journal.counters)
 
 
 def run(ctx: StepContext) -> dict[str, float]:
     if ctx.num_shards != 1:
-        raise ValueError("the seeds step is global (dedup, sampling) and runs as one shard; set num_shards=1 for it")
+        raise ValueError("the seeds step is global (dedup, sampling) and runs as one shard; mined_seeds is sharded")
     cfg, seed = ctx.params["seeds"], int(ctx.params["seed"])
     journal = ctx.journal()
     if journal.done:  # the final commit happened: nothing left to do
         journal.close()
         return dict(journal.counters)
-    workers = _workers(int(ctx.runtime.get("workers", 0)))
-    candidates, counts = collect(cfg, workers)
+    workers = workers_of(int(ctx.runtime["workers"]))
+    found, counts = mined(ctx, workers)
 
-    unique: dict[str, Candidate] = {}
-    for c in candidates:
-        unique.setdefault(make_id(c.code), c)
-    counts["dropped_duplicate"] += len(candidates) - len(unique)
+    unique: dict[str, Seed] = {}
+    n = 0
+    for c in found:
+        n += 1
+        if c.id not in unique or c.source < unique[c.id].source:  # independent of shard count and order
+            unique[c.id] = c
+    counts["dropped_duplicate"] += n - len(unique)
 
     if cfg["decontaminate"]:
         from sca.generate.decontam import load_decontaminator
@@ -481,7 +226,7 @@ def run(ctx: StepContext) -> dict[str, float]:
         ok = run_typecheck(
             ctx.out / "typecheck",
             {sid: c.code for sid, c in unique.items()},
-            int(ctx.runtime.get("typecheck_batch_size", 250)),
+            int(ctx.runtime["typecheck_batch_size"]),
             workers,
         )
         for sid in sorted(unique):
@@ -498,7 +243,7 @@ def run(ctx: StepContext) -> dict[str, float]:
         counts["dropped_limit"] += len(ids) - cfg["limit"]
         ids = sorted(random.Random(f"{seed}:seeds").sample(ids, cfg["limit"]))
 
-    records = [Seed(id=i, parent_id="", code=unique[i].code, name=unique[i].name, source=unique[i].source) for i in ids]
+    records = [unique[i] for i in ids]
     counts["kept"] = len(records)
     # The sentinel marks the step done even when no seed survived.
     journal.commit([*ids, "_final"], records, counts)

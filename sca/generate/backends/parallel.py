@@ -8,6 +8,7 @@ equal-count chunks; per-request seeds make the results independent of the split.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import traceback
@@ -17,20 +18,37 @@ from typing import Any
 
 from sca.generate.backend import BACKENDS, BackendError, Completion, ModelSpec, Request
 
+log = logging.getLogger(__name__)
 
-def gpu_groups(data_parallel: int, tensor_parallel: int) -> list[str]:
-    """``CUDA_VISIBLE_DEVICES`` of each engine: consecutive groups of ``tensor_parallel`` visible GPUs."""
+
+def visible_devices() -> list[str]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set (SLURM sets it), else all of torch's."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip()]
     import torch
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    need = data_parallel * tensor_parallel
-    if need > len(devices):
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_groups(data_parallel: int, tensor_parallel: int, devices: Sequence[str] | None = None) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` of each engine: consecutive groups of ``tensor_parallel`` visible GPUs.
+
+    ``data_parallel=0`` means as many engines as the visible GPUs hold (leftover GPUs stay idle, logged).
+    """
+    devices = visible_devices() if devices is None else list(devices)
+    engines = data_parallel or len(devices) // tensor_parallel
+    need = engines * tensor_parallel
+    if engines < 1 or need > len(devices):
         raise ValueError(
-            f"backend.data_parallel_size={data_parallel} x tensor_parallel_size={tensor_parallel} needs {need} GPUs, "
-            f"{len(devices)} visible"
+            f"backend.data_parallel_size={data_parallel} x tensor_parallel_size={tensor_parallel} needs "
+            f"{max(need, tensor_parallel)} GPUs, {len(devices)} visible ({','.join(devices) or 'none'}); "
+            "lower them or give the step more GPUs"
         )
-    return [",".join(devices[k * tensor_parallel : (k + 1) * tensor_parallel]) for k in range(data_parallel)]
+    if need < len(devices):
+        log.warning("%d of %d visible GPUs stay idle: %d engine(s) x TP %d", len(devices) - need, len(devices),
+                    engines, tensor_parallel)  # fmt: skip
+    return [",".join(devices[k * tensor_parallel : (k + 1) * tensor_parallel]) for k in range(engines)]
 
 
 def _worker(conn: Connection, name: str, spec: ModelSpec, runtime: Mapping[str, Any], devices: str) -> None:

@@ -12,6 +12,7 @@ Data parallelism is one engine per group of ``tensor_parallel_size`` GPUs, each 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from sca.generate.backend import (
     too_long,
 )
 
+log = logging.getLogger(__name__)
+
 
 def _on_gpu() -> bool:
     import torch
@@ -35,14 +38,19 @@ def _on_gpu() -> bool:
 
 
 def open_vllm(spec: ModelSpec, runtime: Mapping[str, Any]) -> Backend:
-    """One engine, or a pool of ``data_parallel_size`` engine processes on a GPU machine."""
-    dp = int(runtime.get("data_parallel_size", 1))
-    if dp > 1 and _on_gpu():
-        from sca.generate.backends.parallel import DataParallel, gpu_groups
+    """One engine per group of ``tensor_parallel_size`` visible GPUs (``data_parallel_size`` groups, 0 = all
+    the GPUs hold), each in its own process when there are several; one engine on CPU."""
+    if not _on_gpu():
+        log.info("vllm layout: 1 engine on CPU")
+        return VLLMBackend(spec, runtime)
+    from sca.generate.backends.parallel import DataParallel, gpu_groups
 
-        groups = gpu_groups(dp, int(runtime.get("tensor_parallel_size", 1)))
-        return DataParallel("vllm", spec, {**runtime, "data_parallel_size": 1}, groups)
-    return VLLMBackend(spec, runtime)
+    tp = int(runtime["tensor_parallel_size"])
+    groups = gpu_groups(int(runtime["data_parallel_size"]), tp)
+    log.info("vllm layout: %d engine(s) x tensor parallel %d on GPUs %s", len(groups), tp, " | ".join(groups))
+    if len(groups) == 1:
+        return VLLMBackend(spec, runtime)
+    return DataParallel("vllm", spec, {**runtime, "data_parallel_size": 1}, groups)
 
 
 class VLLMBackend:
