@@ -92,6 +92,14 @@ FORGERS = {
     "rebind_guard": HUNT
     + "import sca.sandbox.guard as g, gc\ng.DENIED = frozenset()\ng.DENIED_IMPORTS = frozenset()\n"
     + "try:\n    objs = gc.get_objects()\nexcept Exception:\n    objs = []\nfor o in objs:\n    scan(o)\nforge()\n",
+    "sabotage_key": (  # the key's path is in a harness frame: spoiling it must not become "infra"
+        "import os, sys\nf = sys._getframe()\npaths = set()\nwhile f is not None:\n"
+        "    paths.update(v for v in f.f_locals.values() if isinstance(v, str) and '/key-' in v)\n"
+        "    f = f.f_back\nfor p in paths:\n"
+        "    for spoil in (lambda: os.chmod(p, 0), lambda: os.truncate(p, 0), lambda: os.remove(p)):\n"
+        "        try:\n            spoil()\n        except OSError:\n            pass\n"
+        "assert paths\n"
+    ),
     "rerun_harness": (
         "import sca.sandbox.harness as h\nh._run('assert 1 == 1\\n')\n"  # a nested run must not count
     ),
