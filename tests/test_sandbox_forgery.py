@@ -92,6 +92,14 @@ FORGERS = {
     "rebind_guard": HUNT
     + "import sca.sandbox.guard as g, gc\ng.DENIED = frozenset()\ng.DENIED_IMPORTS = frozenset()\n"
     + "try:\n    objs = gc.get_objects()\nexcept Exception:\n    objs = []\nfor o in objs:\n    scan(o)\nforge()\n",
+    "sabotage_key": (  # the key's path is in a harness frame: spoiling it must not become "infra"
+        "import os, sys\nf = sys._getframe()\npaths = set()\nwhile f is not None:\n"
+        "    paths.update(v for v in f.f_locals.values() if isinstance(v, str) and '/key-' in v)\n"
+        "    f = f.f_back\nfor p in paths:\n"
+        "    for spoil in (lambda: os.chmod(p, 0), lambda: os.truncate(p, 0), lambda: os.remove(p)):\n"
+        "        try:\n            spoil()\n        except OSError:\n            pass\n"
+        "assert paths\n"
+    ),
     "rerun_harness": (
         "import sca.sandbox.harness as h\nh._run('assert 1 == 1\\n')\n"  # a nested run must not count
     ),
@@ -134,3 +142,27 @@ def test_the_honest_program_still_passes_next_to_the_forgers(outcomes: dict[str,
 def test_a_nested_harness_run_is_reported_as_tampering(outcomes: dict[str, Any]) -> None:
     out = outcomes["forgers"]["rerun_harness"]
     assert out.verdict == "error" and out.error_type in ("HarnessTampered", "AssertionError"), out
+
+
+# The guard must not cost honest programs their pass: frames, logging, tracebacks, pickling, asyncio.
+LEGIT = {
+    "pytest_raises": "import pytest\nwith pytest.raises(ZeroDivisionError):\n    1 / 0\nassert True\n",
+    "asyncio": "import asyncio\nasync def f():\n    await asyncio.sleep(0)\n    return 3\nassert asyncio.run(f()) == 3\n",
+    "logging": "import logging\nlogging.basicConfig(level=logging.INFO)\nlogging.warning('w')\nassert True\n",
+    "inspect_stack": "import inspect, traceback\ndef f():\n    return len(inspect.stack())\nassert f() > 0\ntraceback.print_stack()\n",
+    "pickle_main_class": (
+        "import pickle\nfrom dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n"
+        "assert pickle.loads(pickle.dumps(P(1))) == P(1)\n"
+    ),
+    "threads": "import threading\nr = []\nt = threading.Thread(target=lambda: r.append(1))\nt.start()\nt.join()\nassert r == [1]\n",
+    "tempfile": (
+        "import tempfile\nwith tempfile.NamedTemporaryFile('w', delete=False) as f:\n    f.write('x')\n"
+        "assert open(f.name).read() == 'x'\n"
+    ),
+}
+
+
+def test_honest_programs_pass_under_the_guard() -> None:
+    with Sandbox(CFG) as sb:
+        outs = dict(zip(LEGIT, sb.run_filter(list(LEGIT.values())), strict=True))
+    assert {k: o.verdict for k, o in outs.items()} == dict.fromkeys(LEGIT, "passed"), outs

@@ -34,7 +34,7 @@ DENIED = frozenset(
 DENIED_IMPORTS = frozenset(
     {"readline", "_dbm", "_gdbm", "_testcapi", "_testinternalcapi", "_testbuffer", "_ctypes", "ctypes"}
 )
-RENAMES = frozenset({"os.rename", "os.link", "os.symlink", "os.remove", "os.truncate"})
+RENAMES = frozenset({"os.rename", "os.link", "os.symlink", "os.remove", "os.truncate", "os.chmod", "os.chown"})
 RECORD = '{"nonce": %s, "status": %s, "type": %s, "msg": %s, "checks": %d, "tests": %d, "failures": %d, "errors": %d}\n'
 
 
@@ -88,7 +88,7 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
             return
         if event in renames:
             if base(args[0]) == key_name or (_len(args) > 1 and base(args[1]) == key_name):
-                raise _deny("the sandbox's key is not the program's to move")
+                raise _deny("the sandbox's key is not the program's to move or change")
             return
         if event == "import":
             if _type(args[0]) is _str and args[0] in denied_imports:
@@ -127,8 +127,11 @@ def install(key_path: str, result_fd: int, harness: CodeType, ok_line: int, end_
             status, etype, msg = "exception", "HarnessTampered", "the run did not reach its end"
         _closerange(result_fd + 1, 1 << 16)  # the program may have used up RLIMIT_NOFILE; we exit next
         armed = _frame(0)
-        fd = _open(key_path, o_rdonly)
-        nonce = _read(fd, 256).decode("ascii", "replace")
+        try:
+            nonce = _read(_open(key_path, o_rdonly), 256).decode("ascii", "replace")
+        except OSError:  # the program got at the key somehow: no record, an error, never infra
+            _write(2, b"sca: the run's key was unreadable at the end\n")
+            _exit(0)
         record = record_fmt % (_enc(nonce), _enc(status), _enc(etype), _enc(msg[:500]), *counts)  # type: ignore[index,arg-type]
         _write(result_fd, record.encode())
         _exit(0)
