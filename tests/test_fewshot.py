@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sca.config import SandboxConfig, SeedsConfig
-from sca.generate import fewshot, seeds
+from sca.generate import fewshot, seed_filters, seeds
 from sca.generate.decontam import Decontaminator, load_benchmark_texts
 from sca.generate.fewshot import (
     CATEGORIES,
@@ -39,7 +39,7 @@ def test_examples_follow_the_methods_mix_of_categories_and_difficulties() -> Non
 
 
 def _seed_filters() -> seeds.Filters:
-    return seeds._filters(dataclasses.asdict(SeedsConfig()))  # the filters a default run mines with
+    return seed_filters.filters_of(dataclasses.asdict(SeedsConfig()))  # the filters a default run mines with
 
 
 def test_every_example_seed_is_one_the_seed_filter_keeps() -> None:

@@ -334,7 +334,12 @@ def test_the_seeds_step_leaves_the_limit_to_the_judge_when_it_is_on(tmp_path: Pa
     judged = {s.name: s for s in build_pipeline(composed("experiment=codeqwen7b", f"paths.root={tmp_path}"))}
     assert judged["seeds"].params["seeds"]["limit"] == 0
     assert judged["judged_seeds"].params["limit"] == 250000
-    plain = {s.name: s for s in build_pipeline(composed("experiment=qwen25coder7b", f"paths.root={tmp_path}"))}
+    plain = {
+        s.name: s
+        for s in build_pipeline(
+            composed("experiment=qwen25coder7b", "generate.judge.enabled=false", f"paths.root={tmp_path}")
+        )
+    }
     assert "judged_seeds" not in plain and plain["seeds"].params["seeds"]["limit"] == 250000
 
 
