@@ -195,3 +195,14 @@ def test_an_empty_pool_stops_the_step_with_what_to_change(tmp_path: Path, tiny_m
     ctx.out.mkdir()
     with pytest.raises(EmptyPool, match="pass rate strictly between 0 and 1"):
         grpo.run(ctx)
+
+
+@pytest.mark.slow  # the tiny model samples for real: about a minute on two shared cores
+def test_a_pool_smaller_than_one_step_still_trains_every_step(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # One task, two prompts per step: the trainer's sampler alone would yield no batch and stop at step 0.
+    inputs = round_inputs(tmp_path / "in", tiny_model_dir, 1)
+    ctx = rl_ctx(tmp_path / "rl", inputs, holdout=0.0, max_completion_length=8)
+    ctx.out.mkdir()
+    stats = grpo.run(ctx)  # the tiny model samples for real here: noise, judged by the sandbox
+    assert stats["steps"] == 2 and stats["tasks_train"] == 1
+    assert grpo.cycled([{"a": 1}], 2) == [{"a": 1}, {"a": 1}] and grpo.cycled([], 2) == []

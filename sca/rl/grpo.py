@@ -106,10 +106,15 @@ def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) 
         prepare_deepspeed()
     cuda = torch.cuda.is_available()
 
-    def rows(split: str) -> list[dict[str, Any]]:
-        return [{"prompt": t.prompt, "tests": t.tests, "task_id": t.id} for t in tasks if t.split == split]
+    # A step needs this many distinct prompts (per_device x world x accum rollouts, num_generations each).
+    prompts = int(rl["global_batch_size"]) // int(rl["num_generations"])
+    eval_prompts = max(1, per_device * world // int(rl["num_generations"]))
 
-    holdout = rows("holdout")
+    def rows(split: str, multiple: int) -> list[dict[str, Any]]:
+        found = [{"prompt": t.prompt, "tests": t.tests, "task_id": t.id} for t in tasks if t.split == split]
+        return cycled(found, multiple)
+
+    holdout = rows("holdout", eval_prompts)
     wandb = dict(rt["wandb"])
     args = GRPOConfig(
         output_dir=str(ctx.out / "checkpoints"),
@@ -158,11 +163,20 @@ def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) 
         model=load_model(policy, bf16),
         reward_funcs=[reward],
         args=args,
-        train_dataset=Dataset.from_list(rows("train")),
+        train_dataset=Dataset.from_list(rows("train", prompts)),
         eval_dataset=Dataset.from_list(holdout) if holdout else None,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+
+
+def cycled(rows: list[dict[str, Any]], multiple: int) -> list[dict[str, Any]]:
+    """The rows repeated up to a multiple of ``multiple``: a pool smaller than a step's prompts would otherwise
+    give the trainer's sampler no full batch, and it would end after zero steps without a word."""
+    if not rows or len(rows) % multiple == 0:
+        return rows
+    n = -(-len(rows) // multiple) * multiple
+    return [rows[i % len(rows)] for i in range(n)]
 
 
 def save_final(ctx: StepContext, trainer: Any) -> Path:
@@ -225,6 +239,11 @@ def run(ctx: StepContext) -> dict[str, float]:
         if last:
             log.info("resuming from %s", last)
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if trainer.state.global_step < int(ctx.params["rl"]["max_steps"]):
+        raise RuntimeError(
+            f"{ctx.name}: GRPO stopped after {trainer.state.global_step} of rl.max_steps="
+            f"{ctx.params['rl']['max_steps']} steps; the task pool ({counts}) gave the trainer too few batches"
+        )
     save_final(ctx, trainer)
     points = curve(trainer.state.log_history)
     if is_rank0():
