@@ -279,7 +279,7 @@ class TrainConfig:
 
 @dataclass
 class RLConfig:
-    """GRPO after SFT on the round's own learnable tasks, rewarded by the sandbox (docs/training.md, RL)."""
+    """GRPO after SFT on the round's own learnable tasks, rewarded by the sandbox (docs/rl.md)."""
 
     enabled: bool = False
     """Off in the paper's recipe: SelfCodeAlign stops at SFT."""

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from transformers import TrainerCallback
 
 from sca.config import ConfigError, RLConfig, SandboxConfig
 from sca.io import read_records
@@ -109,9 +111,9 @@ def test_reward_is_the_verdict_plus_a_small_format_term(sandbox: Sandbox) -> Non
 HACKS = {
     "exit_0_before_tests": "```python\nimport os\nos._exit(0)\n```",
     "sys_exit_before_tests": "```python\nimport sys\ndef add_2(x):\n    return 0\nsys.exit(0)\n```",
-    "prints_a_success_record": "```python\nimport os\nprint('{\"status\": \"ok\"}', flush=True)\nos._exit(0)\n```",
+    "prints_a_success_record": '```python\nimport os\nprint(\'{"status": "ok"}\', flush=True)\nos._exit(0)\n```',
     "writes_a_record_on_the_result_fd": (
-        "```python\nimport os\nfor fd in range(3, 16):\n    try:\n        os.write(fd, b'{\"status\": \"ok\", \"nonce\": \"0\"}\\n')\n"
+        '```python\nimport os\nfor fd in range(3, 16):\n    try:\n        os.write(fd, b\'{"status": "ok", "nonce": "0"}\\n\')\n'
         "    except OSError:\n        pass\nos._exit(0)\n```"
     ),
 }
@@ -206,3 +208,56 @@ def test_a_pool_smaller_than_one_step_still_trains_every_step(tmp_path: Path, ti
     stats = grpo.run(ctx)  # the tiny model samples for real here: noise, judged by the sandbox
     assert stats["steps"] == 2 and stats["tasks_train"] == 1
     assert grpo.cycled([{"a": 1}], 2) == [{"a": 1}, {"a": 1}] and grpo.cycled([], 2) == []
+
+
+class _KillAt(TrainerCallback):
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.at:
+            raise KeyboardInterrupt(f"killed at step {self.at}")
+
+
+@pytest.mark.slow  # three GRPO runs on the tiny model
+def test_killed_rl_resumes_from_its_last_checkpoint_and_ends_where_a_straight_run_does(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    inputs = round_inputs(tmp_path / "in", tiny_model_dir, 4)
+    common = {"holdout": 0.0, "max_steps": 4, "save_steps": 2, "method": "full"}
+    real_build = grpo.build_trainer
+    rewards: list[SandboxReward] = []
+    kill_at: list[int] = []
+
+    def build_scripted(c: Any, tasks: Any, reward: SandboxReward) -> Any:
+        trainer = real_build(c, tasks, reward)
+        trainer.model.generate = scripted_generate(
+            trainer.processing_class, lambda k, i: FORGED if i % 2 else PASSING.format(k=k)
+        )
+        if kill_at:
+            trainer.add_callback(_KillAt(kill_at.pop()))
+        rewards.append(reward)
+        return trainer
+
+    monkeypatch.setattr(grpo, "build_trainer", build_scripted)
+    straight = rl_ctx(tmp_path / "straight", inputs, **common)
+    straight.out.mkdir()
+    grpo.run(straight)
+
+    killed = rl_ctx(tmp_path / "killed", inputs, **common)
+    killed.out.mkdir()
+    kill_at.append(3)
+    with pytest.raises(KeyboardInterrupt):
+        grpo.run(killed)
+    assert sorted(p.name for p in (killed.out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2"]
+    assert not (killed.out / "model").exists()
+
+    resumed = grpo.run(killed)
+    assert resumed["resumed_from_step"] == 2 and resumed["steps"] == 4
+    assert len(rewards[-1].history) == 2, "only the steps after the checkpoint generated and were judged again"
+    a = load_file(straight.out / "model" / "model.safetensors")
+    b = load_file(killed.out / "model" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")

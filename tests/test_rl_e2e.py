@@ -59,7 +59,9 @@ def test_smollm2_default_with_rl_on_cpu(tmp_path: Path, smollm2_dir: Path) -> No
         print(proc.stdout[-5000:], proc.stderr[-20000:])
     store = tmp_path / "store"
     if "no learnable RL task" in proc.stderr:
-        pytest.fail("SmolLM2 produced no task with a pass rate strictly between 0 and 1 at this size: " + proc.stderr[-2000:])
+        pytest.fail(
+            "SmolLM2 produced no task with a pass rate strictly between 0 and 1 at this size: " + proc.stderr[-2000:]
+        )
     assert proc.returncode == 0
     assert (step_dir(store, "r0/rl") / "model" / "config.json").exists()
     assert list((store / "r0" / "rl").glob("eval-*/scores.json"))

@@ -261,4 +261,3 @@ def run(ctx: StepContext) -> dict[str, float]:
     if is_rank0():
         print_counters(f"rl {ctx.name}", out)
     return out
-

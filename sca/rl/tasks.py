@@ -128,4 +128,3 @@ def require_tasks(tasks: Sequence[RLTask], counts: Mapping[str, int], strong_onl
     raise EmptyPool(
         f"no learnable RL task (pass rate strictly between 0 and 1): {dict(counts)}; {hint}, or set rl.enabled=false"
     )
-

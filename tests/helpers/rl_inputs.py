@@ -45,9 +45,7 @@ def round_inputs(
                 tests=f"assert add_{k}(1) == {1 + k}\nassert add_{k}(-{k}) == 0",
             )
             responses.append(r)
-            executions.append(
-                Execution(id=make_id(r.id, "exec"), parent_id=r.id, verdict=verdict, strong_tests=strong)
-            )
+            executions.append(Execution(id=make_id(r.id, "exec"), parent_id=r.id, verdict=verdict, strong_tests=strong))
         chosen = responses[-len(verdicts)]
         examples.append(
             SFTExample(
