@@ -98,8 +98,9 @@ def main() -> None:
             "",
             f"`bench/rl_reward.py --batch {args.batch} --rounds {args.rounds}`: judged rollouts/second of one GRPO "
             f"generation batch ({args.batch} rollouts: passing, failing, code-less and forging answers in equal "
-            f"shares), {LANES} lanes, sandbox tier {tier}, {platform.processor() or platform.machine()}, median of "
-            "rounds interleaved in one process. The last column is the reward the forging rollouts "
+            f"shares), {LANES} lanes, sandbox tier {tier}, {platform.processor() or platform.machine()}, load average "
+            f"{os.getloadavg()[0]:.1f} (a shared machine: the ratio, measured in one process, is the figure to keep), "
+            "median of rounds interleaved in one process. The last column is the reward the forging rollouts "
             f"({len(forged)}) received in total: the baseline pays them as passes.",
             "",
             "| reward function | rollouts/s | vs baseline | reward paid to forgeries |",
