@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,24 @@ def test_the_gate_compares_the_rl_model_with_the_sft_model_it_started_from() -> 
     sft = {"humaneval": {"pass@1_plus": 0.40}}
     assert eval_gate(sft, {"humaneval": {"pass@1_plus": 0.30}}, 0.05) == ["humaneval: pass@1+ 0.400 -> 0.300"]
     assert eval_gate(sft, {"humaneval": {"pass@1_plus": 0.42}}, 0.05) == []
+
+
+def test_a_round_whose_rl_model_falls_below_its_sft_model_stops_the_next_round(tmp_path: Path) -> None:
+    from sca.main import gate_open
+
+    cfg = composed("experiment=tiny", "rl.enabled=true", "run.rounds=2", f"paths.root={tmp_path}", "paths.data=")
+    steps = build_pipeline(cfg)
+    first_round = [s for s in steps if not s.name.startswith("r1/")]
+
+    def score(name: str, plus: float) -> None:
+        [step] = [s for s in steps if s.name == name]
+        out = step.out_dir(tmp_path / "store")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "scores.json").write_text(json.dumps({"humaneval": {"pass@1_plus": plus}}))
+
+    score("base/eval", 0.10)
+    score("r0/eval", 0.40)
+    score("r0/rl/eval", 0.42)
+    assert gate_open(cfg, first_round, tmp_path / "store")
+    score("r0/rl/eval", 0.30)
+    assert not gate_open(cfg, first_round, tmp_path / "store")
