@@ -266,3 +266,13 @@ def test_killed_rl_resumes_from_its_last_checkpoint_and_ends_where_a_straight_ru
     ckpt = load_file(killed.out / "checkpoints" / "checkpoint-2" / "model.safetensors")
     final = load_file(killed.out / "model" / "model.safetensors")
     assert any(not torch.equal(ckpt[n], final[n]) for n in ckpt), "training went on from the checkpoint"
+
+
+def test_score_intervals_are_seeded_bootstraps_over_tasks() -> None:
+    from sca.rl.report import fmt, interval
+
+    assert interval([1.0, 1.0, 1.0]) == (1.0, 1.0, 1.0)
+    mean, low, high = interval([0.0, 1.0] * 10)
+    assert mean == 0.5 and 0.2 < low < 0.5 < high < 0.8
+    assert interval([0.0, 1.0] * 10) == (mean, low, high), "the same figures on every run"
+    assert fmt(None) == "-" and fmt((0.5, 0.25, 0.75)) == "0.500 [0.250, 0.750]"
