@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 RUNTIME = {"hash": False}
 PROMPTS_DIR = Path(__file__).parent / "generate" / "prompts"
-STAGES = ("seeds", "concepts", "instructions", "responses", "executions", "sft_data", "train", "eval")
+STAGES = ("seeds", "concepts", "instructions", "responses", "executions", "sft_data", "train", "rl", "eval")
 
 
 def runtime(default: Any) -> Any:
@@ -44,7 +44,7 @@ class RunConfig:
     """Self-alignment rounds; round k>0 generates with the model trained in round k-1."""
     seed: int = 0
     until: str = "eval"
-    """Stop after this stage: seeds|concepts|instructions|responses|executions|sft_data|train|eval."""
+    """Stop after this stage: seeds|concepts|instructions|responses|executions|sft_data|train|rl|eval."""
     force: list[str] = field(default_factory=list)
     """Step names (e.g. r0/responses) to recompute even if cached."""
     dry_run: bool = False
@@ -333,6 +333,60 @@ class TrainConfig:
 
 
 @dataclass
+class RLConfig:
+    """GRPO after SFT on the round's own learnable tasks, rewarded by the sandbox (docs/rl.md)."""
+
+    enabled: bool = False
+    """Off in the paper's recipe: SelfCodeAlign stops at SFT."""
+    method: str = "lora"
+    """lora | full (the policy starts from the round's SFT model)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    learning_rate: float = 1.0e-5
+    max_steps: int = 200
+    num_generations: int = 8
+    """Rollouts per prompt (GRPO's group); advantages are relative within a group."""
+    global_batch_size: int = 64
+    """Rollouts per optimizer step (a multiple of num_generations), kept when the number of GPUs changes."""
+    max_completion_length: int = 768
+    temperature: float = 1.0
+    beta: float = 0.04
+    """KL penalty towards the SFT model (DeepSeekMath's GRPO); 0 drops the reference model."""
+    format_weight: float = 0.1
+    """Reward for one parseable python block; withheld when the sandbox sees tampering."""
+    holdout: float = 0.1
+    """Share of the task pool kept out of training to watch the reward on unseen tasks."""
+    max_tasks: int = 0
+    """Train on at most this many tasks (a seeded sample); 0 = all learnable ones."""
+    strong_tests_only: bool = False
+    """Keep only tasks whose tests failed against a stub (Execution.strong_tests is True); tasks a stub passed
+    are dropped either way."""
+    deepspeed: str | None = None
+    """DeepSpeed JSON, as train.deepspeed."""
+    per_device_batch_size: int = runtime(8)
+    gradient_checkpointing: bool = runtime(False)
+    bf16: str = runtime("auto")
+    use_vllm: bool = runtime(True)
+    """Generate rollouts with vLLM colocated with training where CUDA is available; CPU uses transformers."""
+    vllm_gpu_memory_utilization: float = runtime(0.3)
+    save_steps: int = runtime(50)
+    eval_steps: int = runtime(50)
+    """Reward on the held-out tasks every this many steps."""
+    logging_steps: int = runtime(1)
+
+    def __post_init__(self) -> None:
+        _choice(self.method, ("lora", "full"), "rl.method")
+        if self.num_generations < 2:
+            raise ConfigError(f"rl.num_generations={self.num_generations} must be >= 2: GRPO compares rollouts")
+        if self.global_batch_size % self.num_generations:
+            raise ConfigError(
+                f"rl.global_batch_size={self.global_batch_size} must be a multiple of "
+                f"rl.num_generations={self.num_generations}"
+            )
+        if not 0.0 <= self.holdout < 1.0:
+            raise ConfigError(f"rl.holdout={self.holdout} must be in [0, 1)")
+
+
+@dataclass
 class EvalConfig:
     benchmarks: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
     limit: int = 0
@@ -410,6 +464,7 @@ class Config:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

@@ -2,6 +2,7 @@
 
 seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executions -> r0/sft_data
       -> r0/train -> r0/eval   (+ eval of the base model), then round r1 generates with r0's model.
+With rl.enabled: r0/train -> r0/rl (GRPO, sandbox reward) -> r0/rl/eval, and r1 generates with r0's RL model.
 """
 
 from __future__ import annotations
@@ -237,6 +238,30 @@ def build_pipeline(cfg: Config) -> list[Step]:
         plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]
         model = trained(train)
         model_dep = {"model": train}
+        if cfg.rl.enabled:  # GRPO from the SFT model on this round's tasks; the next round generates with it
+            rl = Step(
+                f"r{r}/rl",
+                "sca.rl.grpo:run",
+                {"rl": hash_view(cfg.rl), "sandbox": hash_view(cfg.sandbox), "seed": seed},
+                {"data": sft_data, "responses": responses, "executions": executions, "model": train},
+                runtime={
+                    **runtime_view(cfg.rl),
+                    "sandbox_workers": cfg.sandbox.workers,
+                    "wandb": wandb_runtime(cfg, f"{cfg.run.name}-r{r}-rl"),
+                },
+                where="torchrun",
+            )
+            rl_eval = Step(  # stage "eval": gated against the SFT model's eval before the next round
+                f"r{r}/rl/eval",
+                "sca.eval.evalplus:run",
+                {"eval": hash_view(cfg.eval), "data": eval_data, "llm": llm(trained(rl)), "seed": seed},
+                {"model": rl},
+                runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
+                where="subprocess",
+            )
+            plan += [rl, rl_eval]
+            model = trained(rl)
+            model_dep = {"model": rl}
     return truncate(plan, cfg.run.until)
 
 

@@ -75,7 +75,7 @@ class Execution:
     duration_s: float = 0.0
     tier: str = ""  # sandbox isolation tier: A | B | C
     detail: str = ""  # tail of stderr, for debugging failure modes
-    strong_tests: bool | None = None  # None: not checked; True: the tests failed against a stub solution
+    strong_tests: bool | None = None  # None: not checked; True: the tests failed on a stub; False: a stub passed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -71,7 +71,7 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
             report.losses[step.name] = _loss_history(out)
         if step.stage == "eval" and (out / "scores.json").exists():
             scores = json.loads((out / "scores.json").read_text())
-            model = "base" if step.name.startswith("base/") else step.name.split("/")[0]
+            model = step.name.rsplit("/", 1)[0]  # base, r0, r0/rl
             for bench, s in sorted(scores.items()):
                 row = [model, bench, s.get("pass@1_base"), s.get("pass@1_plus"), s.get("n_tasks"), _data(step, bench)]
                 report.scores.append(row)
@@ -194,7 +194,9 @@ def write_report(
             console.print(table(title, columns, rows))
     plots = _plots(report, run_dir)
     path = run_dir / "report.md"
-    path.write_text(to_markdown(cfg, report, plots))
+    from sca.rl.report import section as rl_section  # the RL stage's own section (reward curve, intervals)
+
+    path.write_text(to_markdown(cfg, report, plots) + "\n".join(rl_section(steps, store, run_dir)))
     console.print(f"report: {path}")
     if tracker is not None:
         tracker.log_tables({f"report/{k}": (cols, getattr(report, k)) for k, (_, cols) in SECTIONS.items()})
@@ -220,7 +222,7 @@ def _log_eval_tasks(steps: Sequence[Step], store: Path, tracker: WandbTracker) -
             [e.benchmark, e.task_id, e.sample, e.base_verdict, e.plus_verdict, e.finish_reason, e.solution]
             for e in read_records(out, EvalSample)
         ]
-        tracker.log_tables({f"eval/{step.name.split('/')[0]}/tasks": (columns, rows)})
+        tracker.log_tables({f"eval/{step.name.rsplit('/', 1)[0]}/tasks": (columns, rows)})
 
 
 def _log_artifacts(cfg: Config, steps: Sequence[Step], store: Path, tracker: WandbTracker) -> None:

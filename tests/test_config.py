@@ -36,7 +36,7 @@ def test_every_experiment_validates_and_plans(name: str, tmp_path: Path) -> None
     assert cfg.run.name == name
     steps = build_pipeline(cfg)
     names = [s.name for s in steps]
-    assert names[:2] == ["mined_seeds", "seeds"] and names[-1] == "r0/eval"
+    assert names[:2] == ["mined_seeds", "seeds"] and names[-1] == ("r0/rl/eval" if cfg.rl.enabled else "r0/eval")
     assert len(set(s.out_dir(tmp_path) for s in steps)) == len(steps), "two steps share a directory"
     assert {status for _, status in plan_status(steps, tmp_path, set())} <= {"run", "blocked"}
 

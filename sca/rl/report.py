@@ -1,0 +1,127 @@
+"""The RL section of the run report: the reward curve, and base -> SFT -> RL scores with 95% intervals.
+
+Intervals are a percentile bootstrap over benchmark tasks (each task's pass@1 on the plus tests, the
+samples of a task kept together), seeded, so a re-run prints the same figures. With the 20-task slices
+of the CPU recipe they are wide: that width is the point of showing them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sca.step import Step
+
+BOOTSTRAP = 2000
+Rows = list[list[Any]]
+
+
+def task_scores(eval_dir: Path) -> dict[str, list[float]]:
+    """Benchmark -> per-task pass@1 on the plus tests (EvalPlus's plus pass: base and plus tests pass)."""
+    from sca.io import read_records
+    from sca.records import EvalSample
+
+    passed: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for s in read_records(eval_dir, EvalSample):
+        passed[s.benchmark][s.task_id].append(s.base_verdict == "pass" and s.plus_verdict == "pass")
+    return {b: [sum(v) / len(v) for v in tasks.values()] for b, tasks in sorted(passed.items())}
+
+
+def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """Mean and a 95% percentile-bootstrap interval over the values (tasks)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(BOOTSTRAP, x.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(x.mean()), float(low), float(high)
+
+
+def fmt(score: tuple[float, float, float] | None) -> str:
+    if score is None:
+        return "-"
+    mean, low, high = score
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def rl_steps(steps: Sequence[Step]) -> list[Step]:
+    return [s for s in steps if s.stage == "rl"]
+
+
+def score_rows(steps: Sequence[Step], store: Path) -> Rows:
+    """[round, benchmark, base, SFT, RL] per RL round; each cell the plus-test pass@1 with its interval."""
+    by_name = {s.name: s for s in steps}
+    rows: Rows = []
+    for rl in rl_steps(steps):
+        r = rl.name.split("/")[0]
+        cells: dict[str, dict[str, tuple[float, float, float]]] = {}
+        for label, name in (("base", "base/eval"), ("sft", f"{r}/eval"), ("rl", f"{r}/rl/eval")):
+            step = by_name.get(name)
+            if step is not None and (step.out_dir(store) / "_SUCCESS").exists():
+                cells[label] = {b: interval(v) for b, v in task_scores(step.out_dir(store)).items()}
+        for bench in sorted({b for c in cells.values() for b in c}):
+            rows.append([r, bench, *(fmt(cells.get(k, {}).get(bench)) for k in ("base", "sft", "rl"))])
+    return rows
+
+
+def reward_curves(steps: Sequence[Step], store: Path) -> dict[str, list[dict[str, float]]]:
+    out = {}
+    for rl in rl_steps(steps):
+        path = rl.out_dir(store) / "rewards.json"
+        if path.exists():
+            out[rl.name] = json.loads(path.read_text())["curve"]
+    return out
+
+
+def plot_rewards(curves: dict[str, list[dict[str, float]]], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not any(curves.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in curves.items():
+        for key, style in (("reward", "-"), ("eval_reward", "--")):
+            xs = [p["step"] for p in points if key in p]
+            if xs:
+                label = f"{name} ({'held-out' if key == 'eval_reward' else 'train'})"
+                ax.plot(xs, [p[key] for p in points if key in p], style, marker="o", label=label)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean reward")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def section(steps: Sequence[Step], store: Path, run_dir: Path) -> list[str]:
+    """Markdown lines of the RL section (empty when no RL step ran); writes rl_reward.png beside report.md."""
+    if not rl_steps(steps):
+        return []
+    lines = ["## RL: reward and base -> SFT -> RL", ""]
+    curves = reward_curves(steps, store)
+    for name, points in curves.items():
+        train = [p["reward"] for p in points if "reward" in p]
+        held = [p["eval_reward"] for p in points if "eval_reward" in p]
+        if train:
+            lines.append(f"{name}: train reward {train[0]:.3f} -> {train[-1]:.3f} over {len(train)} logged steps.")
+        if held:
+            lines.append(f"{name}: held-out reward {held[0]:.3f} -> {held[-1]:.3f}.")
+    rows = score_rows(steps, store)
+    if rows:
+        lines += ["", "Plus-test pass@1 with 95% bootstrap intervals over tasks:", ""]
+        lines += ["| round | benchmark | base | SFT | RL |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    plot = plot_rewards(curves, run_dir / "rl_reward.png")
+    if plot is not None:
+        lines += ["", f"![rl reward]({plot.name})"]
+    return [*lines, ""]
