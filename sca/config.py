@@ -208,7 +208,7 @@ class GenerateConfig:
     judge: JudgeConfig = field(
         default_factory=lambda: JudgeConfig(
             prompt="judge.txt",
-            sampling=SamplingConfig(temperature=0.0, max_tokens=8),  # greedy Yes/No (METHOD 1.3)
+            sampling=SamplingConfig(temperature=0.0, max_tokens=8),  # greedy Yes/No (docs/method.md: the seed judge)
         )
     )
     concepts: StageConfig = field(default_factory=lambda: StageConfig(prompt="concepts.txt"))

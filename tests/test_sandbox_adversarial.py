@@ -1,7 +1,7 @@
-"""SANDBOX.md section 4.5: the adversarial catalogue, each case asserting its expected outcome.
+"""docs/sandbox.md, threat model: the adversarial catalogue, each case asserting its expected outcome.
 
 Cases that could kill or flood the host if the sandbox regressed (fork bombs, orphans, kill(-1),
-kill(parent)) run only inside an outer user+pid+net namespace (SANDBOX.md section 6): this file
+kill(parent)) run only inside an outer user+pid+net namespace (docs/sandbox.md, design): this file
 re-executes itself there with ``--trial`` and reports JSON. Secrets are fake canaries.
 """
 

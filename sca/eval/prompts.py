@@ -1,4 +1,4 @@
-"""Benchmark problems -> LLM requests, following the paper's evaluation protocol (METHOD.md 7.1).
+"""Benchmark problems -> LLM requests, following the paper's evaluation protocol (docs/evaluation.md).
 
 Instruct models (``model.chat``): one user message holding a short instruction and the problem in a
 ```` ```python ```` block, and a response prefix that opens the answer's code block, so the model answers

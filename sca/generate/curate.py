@@ -1,4 +1,4 @@
-"""Step ``sft_data``: from executed responses to a clean SFT dataset (METHOD.md section 5, defects fixed).
+"""Step ``sft_data``: from executed responses to a clean SFT dataset (docs/method.md: curation; the reference's defects fixed).
 
 In order, every removed response counted under ``dropped_<reason>`` and written to ``removed.jsonl``:
 

@@ -60,7 +60,7 @@ class Example:
 
 @dataclass(frozen=True)
 class JudgeExample:
-    """A seed and whether its docstring alone is enough to re-implement it (METHOD 1.3)."""
+    """A seed and whether its docstring alone is enough to re-implement it (docs/method.md: the seed judge)."""
 
     name: str
     code: str

@@ -1,4 +1,4 @@
-"""Seed quality judge (METHOD 1.3): is the docstring alone enough to re-implement the function?
+"""Seed quality judge (docs/method.md: the seed judge): is the docstring alone enough to re-implement the function?
 
 The model sees the code without its docstring and the docstring apart, after few-shot Yes/No examples,
 and answers (greedy, a few tokens: set stage.sampling accordingly). A seed is kept when its answers

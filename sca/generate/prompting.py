@@ -252,7 +252,7 @@ YES_RE, NO_RE = re.compile(r"\byes\b"), re.compile(r"\bno\b")
 
 
 def parse_verdict(texts: Sequence[str]) -> bool | None:
-    """METHOD 1.3: count yes and no in the answers; True if more yes, False if more no, None on a tie.
+    """The seed judge (docs/method.md): count yes and no in the answers; True if more yes, False if more no, None on a tie.
 
     Only each answer's first non-empty line is read: the reason on the next line may say "no" in passing.
     """

@@ -1,4 +1,4 @@
-"""Step ``seeds``: the global seed filters over every shard's mined candidates (METHOD.md section 1).
+"""Step ``seeds``: the global seed filters over every shard's mined candidates (docs/method.md: seeds).
 
 Mining and the per-function filters run sharded in the ``mined_seeds`` step (:mod:`sca.generate.seed_mining`,
 :mod:`sca.generate.seed_filters`). This step then applies, in order: 1. exact duplicates (the same code

@@ -3,7 +3,7 @@
 The prompt is rendered with :func:`sca.models.render_prompt`, the function generation and evaluation
 use, so the model is trained on the very text it is prompted with later. The completion is what the
 chat template writes after that prompt, cut right after the first EOS: the loss falls on the response
-and its EOS and on nothing else (METHOD.md 6.1), not on a template's trailing newline. Prompt and
+and its EOS and on nothing else (the method's SFT format, docs/training.md), not on a template's trailing newline. Prompt and
 completion are tokenized separately, like the paper does, so the prompt ids equal the ids an engine
 gets from the rendered prompt text.
 """

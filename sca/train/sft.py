@@ -1,7 +1,7 @@
 """The train step: supervised fine-tuning with TRL's SFTTrainer (full or LoRA), optionally under DeepSpeed.
 
 Every rank of ``torchrun ... -m sca.step <step_dir>`` calls :func:`run`; only rank 0's counters are kept.
-The paper's recipe is the default (METHOD.md 6): loss on the response and its EOS only, Adafactor,
+The paper's recipe is the default (docs/training.md): loss on the response and its EOS only, Adafactor,
 lr 1e-5, linear schedule, warmup 0.05, global batch 64 (gradient accumulation derived from the world
 size, so the recipe does not change with the number of GPUs), length 1280, dropout 0, no clipping.
 
@@ -98,7 +98,7 @@ def prepare_deepspeed() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        # ENVIRONMENT.md 3: with no accelerator, accelerate picks no backend and records one process while
+        # Measured on CPU: with no accelerator, accelerate picks no backend and records one process while
         # DeepSpeed starts a gloo group of WORLD_SIZE ranks (batch-size assertion, allgather errors).
         # A gloo PartialState made first, then reused by the Trainer, agrees with DeepSpeed. GPUs keep NCCL.
         from accelerate import PartialState

@@ -57,7 +57,7 @@ class VLLMBackend:
     def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
         gpu = _on_gpu()
         if not gpu:
-            # In-process engine: no EngineCore subprocess re-importing __main__ (ENVIRONMENT.md 2.4), and
+            # In-process engine: no EngineCore subprocess re-importing __main__ (it re-runs the caller's script on spawn), and
             # a bounded KV cache, since the CPU default takes a large share of RAM shared with others.
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
