@@ -32,7 +32,8 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sca.generate.backend import Request, open_backend, render  # noqa: E402
+from sca.llm.contract import Request, render  # noqa: E402
+from sca.llm.registry import open_backend  # noqa: E402
 from sca.models import EMBEDDED, resolve_model  # noqa: E402
 from sca.progress import console, table  # noqa: E402
 

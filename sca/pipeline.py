@@ -12,53 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sca.benchmarks import DATASETS, benchmark_data, benchmark_paths
 from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
-from sca.eval.data import DATASETS, dataset_hash, release_name
 from sca.generate.seed_mining import mining_params
 from sca.step import Step
-
-
-def benchmark_file(cfg: Config, benchmark: str) -> str:
-    """The local file of a benchmark, or "" to let evalplus download its default release.
-
-    Runtime, not hashed: the same release gives the same data wherever it is read from.
-    """
-    explicit = getattr(cfg.paths, benchmark)
-    if explicit:
-        if not Path(explicit).exists():
-            raise FileNotFoundError(f"paths.{benchmark}={explicit} does not exist")
-        return str(Path(explicit).resolve())
-    if not cfg.paths.data:
-        return ""
-    release = release_name(benchmark, getattr(cfg.eval, f"{benchmark}_version"))
-    for suffix in (".jsonl.gz", ".jsonl"):
-        candidate = Path(cfg.paths.data) / (release + suffix)
-        if candidate.exists():
-            return str(candidate.resolve())
-    raise FileNotFoundError(
-        f"paths.data={cfg.paths.data} holds no {release}.jsonl(.gz); put the release file there, "
-        f"set paths.{benchmark}=FILE, or unset SCA_DATA/paths.data to let evalplus download it"
-    )
-
-
-def benchmark_paths(cfg: Config) -> dict[str, str]:
-    """Benchmark files, or the releases to download into the cache when there are none (runtime)."""
-    return {
-        "humaneval_path": benchmark_file(cfg, "humaneval"),
-        "mbpp_path": benchmark_file(cfg, "mbpp"),
-        "humaneval_version": cfg.eval.humaneval_version,
-        "mbpp_version": cfg.eval.mbpp_version,
-        "cache": cfg.paths.cache,
-    }
-
-
-def benchmark_data(paths: Mapping[str, str]) -> dict[str, str]:
-    """What steps read of the benchmarks, for their hashes: evalplus's hash of each benchmark file.
-
-    A file's location is runtime, its content is not: pointing ``paths.humaneval`` at another release must
-    re-run evaluation and decontamination, while the same release read from a folder or downloaded must not.
-    """
-    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in DATASETS}
 
 
 def only(data: Mapping[str, str], benchmarks: Sequence[str]) -> dict[str, str]:

@@ -80,7 +80,7 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
 
 def _data(step: Step, bench: str) -> str:
     """Which data, and how it was graded: ``v0.1.9, exact floats``."""
-    from sca.eval.data import data_label
+    from sca.benchmarks import data_label
 
     data = step.params.get("data", {}).get(bench)
     label = data_label(bench, data) if data else "?"

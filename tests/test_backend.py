@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sca.generate.backend import BackendError, Completion, Request, open_backend, sample_seed
+from sca.llm.contract import BackendError, Completion, Request, sample_seed
+from sca.llm.registry import open_backend
 
 CHAT = [{"role": "user", "content": "Write a function that adds two numbers."}]
 
@@ -126,11 +127,12 @@ def test_sample_seeds_are_stable_and_distinct() -> None:
 
 @pytest.mark.slow  # two spawned processes importing torch: ~30-60 s
 def test_data_parallel_pool_splits_and_merges_in_order(tiny_model_dir: Path, hf) -> None:
-    from sca.generate.backend import model_spec
-    from sca.generate.backends.parallel import DataParallel
+    from sca.llm.contract import model_spec
+    from sca.llm.hf_backend import HFBackend
+    from sca.llm.parallel import DataParallel
 
     spec = model_spec(llm(tiny_model_dir), {}, {})
-    pool = DataParallel("hf", spec, {"batch_size": 64}, ["", ""])
+    pool = DataParallel("hf", HFBackend, spec, {"batch_size": 64}, ["", ""])
     try:
         reqs = requests() + requests()[:1]
         assert pool.generate(reqs) == hf.generate(reqs)
@@ -142,9 +144,10 @@ def test_data_parallel_pool_splits_and_merges_in_order(tiny_model_dir: Path, hf)
 
 @pytest.mark.slow
 def test_data_parallel_engine_that_fails_to_start(tmp_path: Path) -> None:
-    from sca.generate.backend import ModelSpec
-    from sca.generate.backends.parallel import DataParallel
+    from sca.llm.contract import ModelSpec
+    from sca.llm.hf_backend import HFBackend
+    from sca.llm.parallel import DataParallel
 
     spec = ModelSpec(str(tmp_path), "broken", None, "auto", 512, None)
     with pytest.raises(BackendError, match=r"hf engine 0 .*failed to start"):
-        DataParallel("hf", spec, {}, [""])
+        DataParallel("hf", HFBackend, spec, {}, [""])

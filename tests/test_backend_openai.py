@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sca.generate.backend import BackendError, Request, open_backend
+from sca.llm.contract import BackendError, Request
+from sca.llm.registry import open_backend
 
 CHAT = [{"role": "user", "content": "Write a function that sums a list."}]
 

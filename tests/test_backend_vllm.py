@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sca.generate.backend import Request, open_backend
+from sca.llm.contract import Request
+from sca.llm.registry import open_backend
 
 CHAT = [{"role": "user", "content": "Write a function that reverses a list."}]
 

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from sca.config import EvalConfig, hash_view
-from sca.eval import evalplus as step_mod
-from sca.eval.data import (
+from sca.benchmarks import (
     RELEASE_HASHES,
     Benchmark,
     data_label,
@@ -22,13 +20,15 @@ from sca.eval.data import (
     release_name,
     resolve_path,
 )
+from sca.config import EvalConfig, hash_view
+from sca.eval import evalplus as step_mod
 from sca.eval.extract import code_blocks, extract_code
 from sca.eval.prompts import build_request, instruction, mbpp_parts
 from sca.eval.score import evaluate
 from sca.eval.score import main as score_main
 from sca.eval.scoring import FAIL, PASS, Grading, Scorer, summarize
-from sca.generate.backend import Completion, Request
 from sca.io import read_records
+from sca.llm.contract import Completion, Request
 from sca.records import EvalSample
 from sca.step import Step, execute
 from tests.conftest import BENCHMARKS, HUMANEVAL_PLUS, REFERENCE
@@ -461,7 +461,7 @@ def test_offline_without_data_names_the_file_and_how_to_point_to_it(
 ) -> None:
     import urllib.request
 
-    from sca.eval.data import resolve_path
+    from sca.benchmarks import resolve_path
 
     def offline(*_: object, **__: object) -> None:
         raise OSError("Network is unreachable")

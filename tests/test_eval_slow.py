@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sca.benchmarks import load_benchmark
 from sca.config import EvalConfig, hash_view
-from sca.eval.data import load_benchmark
 from sca.eval.score import evaluate
 from sca.eval.scoring import Grading, Scorer, summarize
 from sca.io import read_records

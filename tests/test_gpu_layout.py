@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from sca.config import ConfigError
-from sca.generate.backend import ModelSpec
-from sca.generate.backends import parallel, vllm_backend
 from sca.launch import SubmititLauncher, make_launcher
+from sca.llm import parallel, vllm_backend
+from sca.llm.contract import ModelSpec
 from sca.step import Step
 from tests.test_config import composed
 
@@ -29,7 +29,9 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(
         vllm_backend, "VLLMBackend", lambda spec, rt: started.append(("engine", os.environ["CUDA_VISIBLE_DEVICES"]))
     )
-    monkeypatch.setattr(parallel, "DataParallel", lambda name, spec, rt, groups: started.append(("pool", groups, rt)))
+    monkeypatch.setattr(
+        parallel, "DataParallel", lambda name, engine, spec, rt, groups: started.append(("pool", groups, rt))
+    )
     return started
 
 

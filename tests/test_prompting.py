@@ -18,8 +18,8 @@ from sca.generate.prompting import (
     parse_response,
     parse_verdict,
     render,
-    request_seed,
 )
+from sca.llm.contract import request_seed
 
 # A completion as a base model writes it after "<response>\n": reasoning, one block, the tests section.
 GOOD = """To reverse the words I split on whitespace and join the reversed list.

@@ -31,3 +31,66 @@ def test_the_check_sees_an_outside_reference() -> None:
     assert OUTSIDE.search("loss on the response only (METHOD.md 6.1)")
     assert OUTSIDE.search("# greedy Yes/No (METHOD 1.3)")
     assert not OUTSIDE.search("see docs/method.md, the seed judge")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the sca modules it imports, at any depth in the file (a lazy import is still a dependency)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "sca").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("sca.")}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sca"):
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = deps
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), sorted for a stable message."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = import_graph()
+    # A package's __init__ re-exporting its own modules is not a cycle between modules.
+    graph = {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in graph.items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

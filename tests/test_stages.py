@@ -15,9 +15,9 @@ import pytest
 
 from sca.config import GenerateConfig, hash_view
 from sca.generate import prompting
-from sca.generate.backend import Completion, Request
 from sca.generate.prompting import EXAMPLE_HEADER
 from sca.io import MERGED, read_records
+from sca.llm.contract import Completion, Request
 from sca.records import Concepts, Instruction, Response, Seed, make_id
 from sca.step import Step, StepContext, run_plan
 

@@ -19,13 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sca.eval.data import Benchmark, load_benchmark, resolve_path
+from sca.benchmarks import Benchmark, load_benchmark, resolve_path
 from sca.eval.extract import extract_code
 from sca.eval.prompts import answer_text, build_request
 from sca.eval.scoring import Grading, Scorer, Verdict, summarize
-from sca.generate.backend import is_chat, open_backend
-from sca.generate.prompting import request_seed
 from sca.io import Journal, iter_records, shard_name, write_json
+from sca.llm.contract import is_chat, request_seed
+from sca.llm.registry import open_backend
 from sca.progress import bar, console, table
 from sca.records import EvalSample, make_id
 from sca.step import StepContext

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sca.eval.data import Problem
-from sca.generate.backend import Request
+from sca.benchmarks import Problem
+from sca.llm.contract import Request
 
 FENCE_OPEN = "```python\n"
 CHAT_STOP = ("\n```",)

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sca.eval.data import DATASETS, Benchmark, load_benchmark, resolve_path
+from sca.benchmarks import DATASETS, Benchmark, load_benchmark, resolve_path
 from sca.eval.scoring import Grading, Scorer, Verdict, summarize
 from sca.io import atomic_write_text
 from sca.progress import console, table

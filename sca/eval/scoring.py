@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from sca.eval.data import Benchmark, Problem
+from sca.benchmarks import Benchmark, Problem
 from sca.progress import bar
 
 PASS, FAIL, TIMEOUT = "pass", "fail", "timeout"

@@ -9,7 +9,6 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 
-from sca.generate.backend import Completion
 from sca.generate.fewshot import load_examples, sample
 from sca.generate.prompting import (
     each_sample,
@@ -19,6 +18,7 @@ from sca.generate.prompting import (
     stage_shots,
     unique_by_id,
 )
+from sca.llm.contract import Completion
 from sca.records import Concepts, Seed, make_id
 from sca.step import StepContext
 

@@ -1,6 +1,6 @@
 """Decontamination against HumanEval(+) and MBPP(+): exact substring and word n-gram overlap.
 
-The benchmark texts come from the eval's own loader (``sca.eval.data``), so the data decontaminated
+The benchmark texts come from the eval's own loader (:mod:`sca.benchmarks`), so the data decontaminated
 against is the data we evaluate on: the files the pipeline names, or the releases it downloads.
 
 Benchmark strings: HumanEval docstrings (of the entry point) and canonical solutions; MBPP task
@@ -78,7 +78,7 @@ def load_benchmark_texts(
     versions: Mapping[str, str] | None = None,
 ) -> list[BenchmarkText]:
     """Prompts, solutions and asserts of the benchmarks, read like the eval step reads them (one loader)."""
-    from sca.eval.data import load_benchmark, resolve_path
+    from sca.benchmarks import load_benchmark, resolve_path
 
     unknown = sorted(set(benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -163,7 +163,7 @@ class Decontaminator:
 
 
 def load_decontaminator(benchmarks: Sequence[str], runtime: Mapping[str, Any], ngram: int = 10) -> Decontaminator:
-    """The benchmarks' texts, from the files (or releases) a step's runtime names (``pipeline.benchmark_paths``)."""
+    """The benchmarks' texts, from the files (or releases) a step's runtime names (``benchmarks.benchmark_paths``)."""
     texts = load_benchmark_texts(
         benchmarks,
         str(runtime.get("humaneval_path", "")),

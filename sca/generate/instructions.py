@@ -12,9 +12,9 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 
-from sca.generate.backend import Completion
 from sca.generate.fewshot import CATEGORIES, DIFFICULTIES, load_examples, sample
 from sca.generate.prompting import each_sample, parse_instruction, run_stage, stage_shots, unique_by_id
+from sca.llm.contract import Completion
 from sca.records import Concepts, Instruction, make_id
 from sca.step import StepContext
 

@@ -18,10 +18,10 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 
-from sca.generate.backend import Completion
 from sca.generate.fewshot import load_judge_examples, sample, split_docstring
 from sca.generate.prompting import ParseError, parse_verdict, run_stage, stage_shots
 from sca.io import iter_records, shard_name
+from sca.llm.contract import Completion
 from sca.progress import print_counters
 from sca.records import Seed
 from sca.step import StepContext

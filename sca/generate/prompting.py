@@ -17,7 +17,6 @@ produce the same kind of completion and share one parser.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import time
@@ -28,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sca.config import prompt_path
-from sca.generate.backend import Backend, Completion, Request, is_chat, open_backend
 from sca.generate.fewshot import file_sha256
+from sca.llm.contract import Backend, Completion, Request, is_chat, request_seed
+from sca.llm.registry import open_backend
 from sca.progress import bar, print_counters
 
 if TYPE_CHECKING:
@@ -263,11 +263,6 @@ def parse_verdict(texts: Sequence[str]) -> bool | None:
 
 
 # ---- the stage loop ----------------------------------------------------------------------------------
-
-
-def request_seed(seed: int, record_id: str, stage: str) -> int:
-    """Per-request sampling seed: independent of batching, sharding and resume points."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{record_id}:{stage}".encode()).digest()[:4], "big")
 
 
 def stage_template(params: Mapping[str, Any]) -> Template:

@@ -13,9 +13,9 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 
-from sca.generate.backend import Completion, Request
 from sca.generate.fewshot import load_examples, sample
 from sca.generate.prompting import each_sample, parse_response, run_stage, stage_shots
+from sca.llm.contract import Completion, Request
 from sca.records import Instruction, Response, make_id
 from sca.step import StepContext
 

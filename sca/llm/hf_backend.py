@@ -27,16 +27,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from sca.generate.backend import (
-    BackendError,
-    Completion,
-    ModelSpec,
-    Request,
-    check_requests,
-    encode,
-    sample_seed,
-    too_long,
-)
+from sca.llm.contract import BackendError, Completion, ModelSpec, Request, check_requests, encode, sample_seed, too_long
 
 
 @dataclass

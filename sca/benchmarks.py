@@ -18,7 +18,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sca.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +172,49 @@ def load_benchmark(dataset: str, path: Path) -> Benchmark:
     if not problems:
         raise ValueError(f"{path}: no {dataset} problems in the file")
     return Benchmark(dataset, path, problems, digests, dataset_hash(dataset, path))
+
+
+# The benchmark files a config names, and what steps hash of them (the planner's view).
+
+
+def benchmark_file(cfg: Config, benchmark: str) -> str:
+    """The local file of a benchmark, or "" to let evalplus download its default release.
+
+    Runtime, not hashed: the same release gives the same data wherever it is read from.
+    """
+    explicit = getattr(cfg.paths, benchmark)
+    if explicit:
+        if not Path(explicit).exists():
+            raise FileNotFoundError(f"paths.{benchmark}={explicit} does not exist")
+        return str(Path(explicit).resolve())
+    if not cfg.paths.data:
+        return ""
+    release = release_name(benchmark, getattr(cfg.eval, f"{benchmark}_version"))
+    for suffix in (".jsonl.gz", ".jsonl"):
+        candidate = Path(cfg.paths.data) / (release + suffix)
+        if candidate.exists():
+            return str(candidate.resolve())
+    raise FileNotFoundError(
+        f"paths.data={cfg.paths.data} holds no {release}.jsonl(.gz); put the release file there, "
+        f"set paths.{benchmark}=FILE, or unset SCA_DATA/paths.data to let evalplus download it"
+    )
+
+
+def benchmark_paths(cfg: Config) -> dict[str, str]:
+    """Benchmark files, or the releases to download into the cache when there are none (runtime)."""
+    return {
+        "humaneval_path": benchmark_file(cfg, "humaneval"),
+        "mbpp_path": benchmark_file(cfg, "mbpp"),
+        "humaneval_version": cfg.eval.humaneval_version,
+        "mbpp_version": cfg.eval.mbpp_version,
+        "cache": cfg.paths.cache,
+    }
+
+
+def benchmark_data(paths: Mapping[str, str]) -> dict[str, str]:
+    """What steps read of the benchmarks, for their hashes: evalplus's hash of each benchmark file.
+
+    A file's location is runtime, its content is not: pointing ``paths.humaneval`` at another release must
+    re-run evaluation and decontamination, while the same release read from a folder or downloaded must not.
+    """
+    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in DATASETS}

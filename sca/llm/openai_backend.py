@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from sca.generate.backend import (
+from sca.llm.contract import (
     BackendError,
     Completion,
     ModelSpec,

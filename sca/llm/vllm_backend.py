@@ -6,7 +6,7 @@ length before vLLM sees it: a prompt that does not fit ``max_model_len`` becomes
 completion (counted by the stage) instead of an exception that would kill the whole batch.
 
 Data parallelism is one engine per group of ``tensor_parallel_size`` GPUs, each in its own process
-(:mod:`sca.generate.backends.parallel`); on CPU there is one engine.
+(:mod:`sca.llm.parallel`); on CPU there is one engine.
 """
 
 from __future__ import annotations
@@ -17,16 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sca.generate.backend import (
-    Backend,
-    BackendError,
-    Completion,
-    ModelSpec,
-    Request,
-    check_requests,
-    encode,
-    too_long,
-)
+from sca.llm.contract import Backend, BackendError, Completion, ModelSpec, Request, check_requests, encode, too_long
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +34,14 @@ def open_vllm(spec: ModelSpec, runtime: Mapping[str, Any]) -> Backend:
     if not _on_gpu():
         log.info("vllm layout: 1 engine on CPU")
         return VLLMBackend(spec, runtime)
-    from sca.generate.backends.parallel import DataParallel, gpu_groups
+    from sca.llm.parallel import DataParallel, gpu_groups
 
     tp = int(runtime["tensor_parallel_size"])
     groups = gpu_groups(int(runtime["data_parallel_size"]), tp)
     log.info("vllm layout: %d engine(s) x tensor parallel %d on GPUs %s", len(groups), tp, " | ".join(groups))
     if len(groups) == 1:
         return VLLMBackend(spec, runtime)
-    return DataParallel("vllm", spec, {**runtime, "data_parallel_size": 1}, groups)
+    return DataParallel("vllm", VLLMBackend, spec, {**runtime, "data_parallel_size": 1}, groups)
 
 
 class VLLMBackend:

@@ -1,6 +1,6 @@
 """Data parallelism: one engine per GPU group, each in its own process, requests split and merged in order.
 
-Each worker is a spawned process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``), opens the named
+Each worker is a spawned process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``), opens one
 single-engine backend and serves ``generate`` calls over a pipe. Requests are split into contiguous,
 equal-count chunks; per-request seeds make the results independent of the split.
 """
@@ -12,11 +12,14 @@ import logging
 import multiprocessing as mp
 import os
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sca.generate.backend import BACKENDS, BackendError, Completion, ModelSpec, Request
+from sca.llm.contract import Backend, BackendError, Completion, ModelSpec, Request
+
+# One engine's constructor: a module-level callable, so a spawned worker can unpickle it.
+Engine = Callable[[ModelSpec, Mapping[str, Any]], Backend]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,10 @@ def gpu_groups(data_parallel: int, tensor_parallel: int, devices: Sequence[str] 
     return [",".join(devices[k * tensor_parallel : (k + 1) * tensor_parallel]) for k in range(engines)]
 
 
-def _worker(conn: Connection, name: str, spec: ModelSpec, runtime: Mapping[str, Any], devices: str) -> None:
+def _worker(conn: Connection, engine: Engine, spec: ModelSpec, runtime: Mapping[str, Any], devices: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before anything initialises CUDA in this process
     try:
-        backend = BACKENDS[name](spec, runtime)
+        backend = engine(spec, runtime)
         conn.send(("ready", None))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -71,12 +74,14 @@ def _worker(conn: Connection, name: str, spec: ModelSpec, runtime: Mapping[str, 
 
 
 class DataParallel:
-    def __init__(self, name: str, spec: ModelSpec, runtime: Mapping[str, Any], groups: Sequence[str]) -> None:
+    def __init__(
+        self, name: str, engine: Engine, spec: ModelSpec, runtime: Mapping[str, Any], groups: Sequence[str]
+    ) -> None:
         ctx = mp.get_context("spawn")  # fork would copy an initialised CUDA context or vLLM threads
         self.workers: list[tuple[Any, Connection]] = []
         for devices in groups:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, name, spec, dict(runtime), devices), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, engine, spec, dict(runtime), devices), daemon=True)
             proc.start()
             self.workers.append((proc, parent))
         for k, (_, conn) in enumerate(self.workers):

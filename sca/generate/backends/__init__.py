@@ -1,1 +1,0 @@
-"""Backend implementations; the contract and the name -> factory dict live in sca.generate.backend."""
