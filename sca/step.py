@@ -321,9 +321,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one shard of a step from its spec.json (child entry).")
     parser.add_argument("step_dir", type=Path)
     parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--log", type=Path, default=None, help="this shard's log (its stdout/stderr): see sca.logs")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_shard(args.step_dir.resolve(), args.shard)
+    from sca.logs import FORMAT, attach_terminal, record_failure
+
+    logging.basicConfig(level=logging.INFO, format=FORMAT)
+    log_file = args.log if int(os.environ.get("RANK", "0")) == 0 else None
+    if args.log is not None:
+        attach_terminal()
+    try:
+        run_shard(args.step_dir.resolve(), args.shard)
+    except BaseException as e:  # the cause, one line, for the orchestrator to print last
+        if not isinstance(e, KeyboardInterrupt | SystemExit):
+            record_failure(log_file, e)
+            sys.exit(1)
+        raise
 
 
 if __name__ == "__main__":
