@@ -92,6 +92,9 @@ def paired(report: Report, path: Path) -> Path:
     for y, (_, cells) in enumerate(rows):
         for x, (_, state) in enumerate(cells):
             ax.add_patch(plt.Rectangle((x, y), 0.9, 0.8, color=SOLVED_COLORS[state]))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, width)
     ax.set_ylim(len(rows), 0)
     ax.set_yticks([y + 0.4 for y in range(len(rows))], [label for label, _ in rows])

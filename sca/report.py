@@ -127,7 +127,8 @@ def _paired_rows(report: Report, steps: Sequence[Step], store: Path) -> None:
             for key in sorted((k for k in base_rates.keys() & rates.keys() if k[0] == p.benchmark), key=task_order):
                 b, t = base_rates[key] > 0.5, rates[key] > 0.5
                 cells.append((key[1], "both" if b and t else "gained" if t else "lost" if b else "neither"))
-            report.task_grid.append((f"{model} vs base\n{p.benchmark}", cells))
+            label = f"{model} vs base, {p.benchmark}\n+{len(p.gained)} -{len(p.lost)}, p={p.p_value:.2f}: {p.verdict}"
+            report.task_grid.append((label, cells))
 
 
 def _data(step: Step, bench: str) -> str:

@@ -79,7 +79,10 @@ def test_report_prints_intervals_paired_view_and_every_funnel_stage(tmp_path: Pa
     for png in ("funnel.png", "eval.png", "paired.png"):
         assert (run_dir / png).stat().st_size > 1000, png
     report = collect([seeds, base, tuned], store, results)
-    assert [row[0] for row in report.task_grid] == ["r0 vs base\nhumaneval", "r0 vs base\nmbpp"]
+    assert [row[0] for row in report.task_grid] == [
+        "r0 vs base, humaneval\n+1 -0, p=1.00: within noise",
+        "r0 vs base, mbpp\n+2 -1, p=1.00: within noise",
+    ]
     assert [task for task, _ in report.task_grid[1][1]][:3] == ["Mbpp/0", "Mbpp/1", "Mbpp/2"]
 
 
