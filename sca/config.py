@@ -416,6 +416,19 @@ class LoggerConfig:
 
 
 @dataclass
+class HubConfig:
+    repo_id: str = ""
+    """Push the SFT dataset (dataset repo) and the tuned model (model repo) as ``user/name``; empty = no push."""
+    private: bool = True
+    token_env: str = runtime("HF_TOKEN")
+    """Environment variable holding the Hub token (none: huggingface_hub's own login)."""
+
+    def __post_init__(self) -> None:
+        if self.repo_id and (self.repo_id.count("/") != 1 or " " in self.repo_id):
+            raise ConfigError(f"hub.repo_id={self.repo_id!r} must look like user/name (or be empty: no push)")
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -427,6 +440,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
 
 def to_config(composed: DictConfig | dict[str, Any]) -> Config:

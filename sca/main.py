@@ -40,6 +40,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
     from sca.io import write_json
     from sca.launch import make_launcher
     from sca.report import write_report
+    from sca.share import publish
     from sca.tracking import open_tracker
 
     steps = build_pipeline(cfg)
@@ -71,6 +72,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
             )
             ran += chunk
         write_report(cfg, ran, store, results, run_dir, tracker)
+        publish(cfg, ran, store, results, run_dir, tracker)
     finally:
         if tracker is not None:
             tracker.finish()

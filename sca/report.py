@@ -217,7 +217,6 @@ def write_report(
         tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_plus": r[4] for r in report.scores})
         tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_base": r[2] for r in report.scores})
         _log_eval_tasks(steps, store, tracker)
-        _log_artifacts(cfg, steps, store, tracker)
     return path
 
 
@@ -236,16 +235,3 @@ def _log_eval_tasks(steps: Sequence[Step], store: Path, tracker: WandbTracker) -
             for e in read_records(out, EvalSample)
         ]
         tracker.log_tables({f"eval/{step.name.split('/')[0]}/tasks": (columns, rows)})
-
-
-def _log_artifacts(cfg: Config, steps: Sequence[Step], store: Path, tracker: WandbTracker) -> None:
-    """The SFT dataset and the trained model, the model declaring the dataset it was trained on."""
-    for step in steps:
-        out = step.out_dir(store)
-        if step.stage == "sft_data" and (out / "records.jsonl").exists():
-            tracker.log_artifact(f"{cfg.run.name}-{step.name.replace('/', '-')}", "dataset", out / "records.jsonl")
-        if step.stage == "train" and (out / "model").exists():
-            data = f"{cfg.run.name}-{step.name.split('/')[0]}-sft_data:latest"
-            tracker.log_artifact(
-                f"{cfg.run.name}-{step.name.replace('/', '-')}", "model", out / "model", uses=[data], reference=True
-            )
