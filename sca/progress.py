@@ -27,9 +27,7 @@ def use_terminal(stream: TextIO) -> None:
 
 def bar(total: int | None, desc: str, unit: str = "rec", initial: int = 0) -> tqdm[Any]:
     """A progress bar on the terminal with rate and ETA; ``initial`` counts work resumed from a previous run."""
-    return tqdm(
-        total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True, file=terminal(), smoothing=0.1
-    )
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True, file=terminal(), smoothing=0.1)
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:

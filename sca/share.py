@@ -87,7 +87,12 @@ def dataset_card(cfg: Config, report: Report, n_rows: int, tiers: Sequence[str])
     seeds = {"stdlib": "functions with docstrings from this Python's standard library",
              "dir": f"functions with docstrings from files under {g.seeds.paths}",
              "hf": f"the `{g.seeds.hf_column}` column of {g.seeds.hf_dataset} ({g.seeds.hf_split})"}[g.seeds.source]  # fmt: skip
-    sampling = {k: getattr(g, k).sampling for k in ("concepts", "instructions", "responses")}
+    sampling = "; ".join(
+        f"{k}: n={v.n}, T={v.temperature}, top_p={v.top_p}, max_tokens={v.max_tokens}"
+        + (f", stop={v.stop}" if v.stop else "")
+        for k, v in ((k, getattr(g, k).sampling) for k in ("concepts", "instructions", "responses"))
+    )
+    tiers_used = ", ".join(tiers) or "-"
     drops = _table(["step", "reason", "dropped"], report.drops) if report.drops else "Nothing was dropped.\n"
     verdicts = _table(["step", "verdict", "count", "share"], report.verdicts) if report.verdicts else ""
     body = f"""
@@ -110,8 +115,7 @@ Columns: `messages` (user instruction, assistant response); lineage `seed_id`, `
 ## Generation model
 
 `{cfg.model.name_or_path}` (chat template: {cfg.model.chat}, dtype {cfg.model.dtype}), backend {g.backend.name}.
-Sampling per stage: {", ".join(f"{k}: n={v.n}, T={v.temperature}, top_p={v.top_p}, max_tokens={v.max_tokens}"
-                                + (f", stop={v.stop}" if v.stop else "") for k, v in sampling.items())}.
+Sampling per stage: {sampling}.
 
 ## Seed source
 
@@ -133,7 +137,7 @@ Curation keeps, per instruction, one response whose tests passed in the sandbox;
 ## Sandbox
 
 Tests ran with a {s.timeout_s} s timeout, {s.memory_mb} MB of memory, {s.disk_mb} MB of disk, minimum isolation
-tier {s.min_tier} (A: namespaces, B: landlock + seccomp, C: resource limits only); tiers used: {", ".join(tiers) or "-"}.
+tier {s.min_tier} (A: namespaces, B: landlock + seccomp, C: resource limits only); tiers used: {tiers_used}.
 
 {verdicts}
 ## Decontamination
