@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TERMINAL_ENV = "SCA_TERMINAL"
@@ -61,9 +62,16 @@ def setup_orchestrator(run_dir: Path | None, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
 
 
+class _LazyFileHandler(logging.FileHandler):
+    """Creates its file (and folder) on the first record: a step that logs nothing leaves no empty log."""
+
+    def _open(self) -> TextIO:  # type: ignore[override]
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def _file_handler(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LazyFileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter(FORMAT))
     return handler
 
