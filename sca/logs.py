@@ -17,9 +17,11 @@ When a child fails, the orchestrator prints the child's one-line cause (``<log>.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import stat
 import sys
 import traceback
 from collections.abc import Iterator
@@ -87,7 +89,13 @@ def error_file(log: Path) -> Path:
 def terminal_path() -> str | None:
     """A path through which children reach this process's stderr, or None where there is none (not Linux)."""
     path = f"/proc/{os.getpid()}/fd/2"
-    return path if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    if stat.S_ISREG(os.fstat(2).st_mode):
+        # stderr redirected to a file (`> run.txt 2>&1`): children append to it, so this process must append
+        # too, or its writes at its own offset would overwrite theirs.
+        fcntl.fcntl(2, fcntl.F_SETFL, fcntl.fcntl(2, fcntl.F_GETFL) | os.O_APPEND)
+    return path
 
 
 def attach_terminal() -> None:

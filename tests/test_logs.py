@@ -70,6 +70,20 @@ def test_a_failed_child_prints_its_one_line_cause_last(tmp_path: Path) -> None:
     assert "Traceback" in step_log(tmp_path).read_text()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="children reach the terminal through /proc")
+def test_output_redirected_to_a_file_keeps_every_writer_lines(tmp_path: Path) -> None:
+    """`> out.txt 2>&1`: the children append to the file; the orchestrator must not overwrite their lines."""
+    out = tmp_path / "terminal.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(out, "w") as f:
+        args = [sys.executable, "-c", SCRIPT, str(tmp_path / "s"), json.dumps({}), "0"]
+        proc = subprocess.run(args, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=120)
+    assert proc.returncode == 0
+    text = out.read_text()
+    assert "r0/noisy bar: 100%" in text and "r0/noisy: counters" in text
+    assert "1 warning line(s) from libraries" in text and "LIBRARY-INFO" not in text
+
+
 def test_verbose_shows_everything(tmp_path: Path) -> None:
     proc = orchestrate(tmp_path, {}, verbose=True)
     assert proc.returncode == 0, proc.stderr
