@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from sca.config import Config
-from sca.logs import TERMINAL_ENV, count_warnings, error_file, failure_cause, inline_log, shard_log, terminal_path
+from sca.logs import (
+    LOG_ENV,
+    TERMINAL_ENV,
+    count_warnings,
+    error_file,
+    failure_cause,
+    inline_log,
+    shard_log,
+    terminal_path,
+)
 from sca.step import Launcher, Step, done_marker, run_shard
 
 log = logging.getLogger(__name__)
@@ -71,8 +80,8 @@ class LocalLauncher:
             with open(log_file, "a", encoding="utf-8") as f:
                 f.write(f"launch: {' '.join(cmd)}\n")
                 f.flush()
-                env = {**os.environ, TERMINAL_ENV: terminal}
-                code = subprocess.run([*cmd, "--log", str(log_file)], stdout=f, stderr=subprocess.STDOUT, env=env)
+                env = {**os.environ, TERMINAL_ENV: terminal, LOG_ENV: str(log_file)}
+                code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
             _check(step, out, code.returncode, log_file)
             warnings = count_warnings(log_file)
             if warnings:

@@ -31,6 +31,7 @@ from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TERMINAL_ENV = "SCA_TERMINAL"
+LOG_ENV = "SCA_STEP_LOG"  # the shard's log file, which its stdout and stderr are
 # vLLM writes "WARNING 12-02 04:30:00 [x.py:12] ...", the logging module "... WARNING name: ...", Python's
 # warnings module "file.py:3: UserWarning: ...".
 WARNING_RE = re.compile(r"\bWARN(ING)?\b|\w+Warning: ")

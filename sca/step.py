@@ -321,13 +321,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one shard of a step from its spec.json (child entry).")
     parser.add_argument("step_dir", type=Path)
     parser.add_argument("--shard", type=int, default=0)
-    parser.add_argument("--log", type=Path, default=None, help="this shard's log (its stdout/stderr): see sca.logs")
     args = parser.parse_args(argv)
-    from sca.logs import FORMAT, attach_terminal, record_failure
+    from sca.logs import FORMAT, LOG_ENV, attach_terminal, record_failure
 
     logging.basicConfig(level=logging.INFO, format=FORMAT)
-    log_file = args.log if int(os.environ.get("RANK", "0")) == 0 else None
-    if args.log is not None:
+    # Set by the launcher when this shard's stdout/stderr is its log file (an environment variable, not an
+    # option: torchrun would take an option for one of its own).
+    shard_log = os.environ.get(LOG_ENV)
+    log_file = Path(shard_log) if shard_log and int(os.environ.get("RANK", "0")) == 0 else None
+    if shard_log:
         attach_terminal()
     try:
         run_shard(args.step_dir.resolve(), args.shard)
