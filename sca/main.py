@@ -106,6 +106,10 @@ def check_inputs(cfg: Config) -> None:
                 f"model.name_or_path={name}: {what}; give a local model directory, a hub id (org/name) "
                 "or embedded:smollm2"
             )
+    from sca.models import EMBEDDED, TINY
+
+    if name.startswith("embedded:") and name not in (EMBEDDED, TINY):
+        raise ConfigError(f"model.name_or_path={name}: the embedded models are {EMBEDDED} and {TINY}")
     if cfg.model.chat_template:
         from sca.models import chat_template_path
 

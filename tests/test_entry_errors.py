@@ -28,6 +28,7 @@ def sca_main(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str
         ("generate.responses.sampling.n=-1", "generate.responses.sampling.n=-1"),
         ("train.learning_rate=-1", "train.learning_rate=-1"),
         ("sandbox.timeout_s=0", "sandbox.timeout_s=0"),
+        ("model.name_or_path=embedded:gpt5", "model.name_or_path=embedded:gpt5"),
     ],
 )
 def test_bad_input_fails_at_the_entry_with_one_line(tmp_path: Path, override: str, key: str) -> None:
