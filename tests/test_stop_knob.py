@@ -4,15 +4,17 @@ prompt file's own (the backends honour Request.stop: tests/test_backend*.py)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from sca.config import to_config
 from sca.pipeline import build_pipeline
 from tests.test_stages import ScriptedBackend, _stage_of, plan, run, scripted  # noqa: F401 - scripted: a fixture
 
 
-def test_configured_stop_strings_reach_the_requests(tmp_path: Path, scripted: Callable[..., None]) -> None:
+@pytest.mark.usefixtures("scripted")
+def test_configured_stop_strings_reach_the_requests(tmp_path: Path) -> None:
     steps = plan(chat=True)
     responses = steps["responses"]
     stage = {**responses.params["stage"], "sampling": {**responses.params["stage"]["sampling"], "stop": ["\n\n\n"]}}
