@@ -36,6 +36,12 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {list(choices)}")
 
 
+def _need(ok: bool, key: str, value: Any, what: str) -> None:
+    """A range check; ``key`` is relative for nodes used in several places (to_config adds the path)."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} must be {what}")
+
+
 @dataclass
 class RunConfig:
     name: str = MISSING
@@ -49,6 +55,8 @@ class RunConfig:
     """Step names (e.g. r0/responses) to recompute even if cached."""
     dry_run: bool = False
     """Print the plan (run / cached / blocked, with directories) and exit."""
+    verbose: bool = runtime(False)
+    """Show every library's log lines on the terminal; by default they go to each step's log file."""
     gate_margin: float = 0.05
     """Rounds stop when a round's HumanEval+ or MBPP+ pass@1 (plus tests) falls more than this below the
     model it started from."""
@@ -57,6 +65,7 @@ class RunConfig:
         _choice(self.until, STAGES, "run.until")
         if self.rounds < 1:
             raise ConfigError(f"run.rounds={self.rounds} must be >= 1")
+        _need(self.gate_margin >= 0, "run.gate_margin", self.gate_margin, ">= 0")
 
 
 @dataclass
@@ -129,6 +138,12 @@ class SeedsConfig:
 
     def __post_init__(self) -> None:
         _choice(self.source, ("stdlib", "dir", "hf"), "generate.seeds.source")
+        _need(self.max_lines >= 1, "generate.seeds.max_lines", self.max_lines, ">= 1")
+        _need(0 < self.dedup_threshold <= 1, "generate.seeds.dedup_threshold", self.dedup_threshold, "in (0, 1]")
+        _need(self.dedup_num_perm >= 1, "generate.seeds.dedup_num_perm", self.dedup_num_perm, ">= 1")
+        _need(self.decontam_ngram >= 0, "generate.seeds.decontam_ngram", self.decontam_ngram, ">= 0")
+        _need(self.limit >= 0, "generate.seeds.limit", self.limit, ">= 0 (0 = all)")
+        _need(self.workers >= 0, "generate.seeds.workers", self.workers, ">= 0 (0 = one per core)")
 
 
 @dataclass
@@ -140,6 +155,15 @@ class SamplingConfig:
     """The method's budget for every generation stage."""
     n: int = 1
     """Completions per prompt."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings added to the prompt file's own (``@@ stop``); every backend ends a completion there."""
+
+    def __post_init__(self) -> None:
+        _need(self.n >= 1, "sampling.n", self.n, ">= 1")
+        _need(self.max_tokens >= 1, "sampling.max_tokens", self.max_tokens, ">= 1")
+        _need(self.temperature >= 0, "sampling.temperature", self.temperature, ">= 0 (0 = greedy)")
+        _need(0 < self.top_p <= 1, "sampling.top_p", self.top_p, "in (0, 1]")
+        _need(all(self.stop), "sampling.stop", self.stop, "non-empty strings")
 
 
 @dataclass
@@ -148,6 +172,9 @@ class StageConfig:
     """Few-shot prompt file in sca/generate/prompts/ (or a path); its content enters the step hash."""
     num_fewshots: int = 8
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        _need(self.num_fewshots >= 0, "num_fewshots", self.num_fewshots, ">= 0")
 
 
 @dataclass
@@ -182,6 +209,11 @@ class BackendConfig:
                 f"generate.backend.tensor_parallel_size={self.tensor_parallel_size} must be >= 1 and "
                 f"generate.backend.data_parallel_size={self.data_parallel_size} >= 0 (0 = every visible GPU)"
             )
+        for key in ("max_concurrency", "batch_size"):
+            _need(getattr(self, key) >= 1, f"generate.backend.{key}", getattr(self, key), ">= 1")
+        _need(self.retries >= 0, "generate.backend.retries", self.retries, ">= 0")
+        util = self.gpu_memory_utilization
+        _need(0 < util <= 1, "generate.backend.gpu_memory_utilization", util, "in (0, 1]")
 
 
 @dataclass
@@ -251,6 +283,11 @@ class SandboxConfig:
 
     def __post_init__(self) -> None:
         _choice(self.min_tier, ("A", "B", "C"), "sandbox.min_tier")
+        _need(self.timeout_s > 0, "sandbox.timeout_s", self.timeout_s, "> 0 seconds")
+        for key in ("memory_mb", "max_output_bytes", "disk_mb", "max_file_mb", "max_open_files"):
+            _need(getattr(self, key) >= 1, f"sandbox.{key}", getattr(self, key), ">= 1")
+        for key in ("rerun_timeouts", "infra_retries", "workers"):
+            _need(getattr(self, key) >= 0, f"sandbox.{key}", getattr(self, key), ">= 0")
 
 
 @dataclass
@@ -283,6 +320,11 @@ class CurateConfig:
             raise ConfigError(f"curate.max_instruction_words={self.max_instruction_words} must be >= 0 (0 = no cap)")
         for b in self.decontaminate:
             _choice(b, ("humaneval", "mbpp"), "curate.decontaminate")
+        _need(self.max_instruction_chars >= 1, "curate.max_instruction_chars", self.max_instruction_chars, ">= 1")
+        _need(0 < self.dedup_threshold <= 1, "curate.dedup_threshold", self.dedup_threshold, "in (0, 1]")
+        _need(self.dedup_num_perm >= 1, "curate.dedup_num_perm", self.dedup_num_perm, ">= 1")
+        _need(self.dedup_ngram >= 1, "curate.dedup_ngram", self.dedup_ngram, ">= 1")
+        _need(self.decontam_ngram >= 0, "curate.decontam_ngram", self.decontam_ngram, ">= 0")
 
 
 @dataclass
@@ -291,6 +333,11 @@ class LoraConfig:
     alpha: int = 32
     dropout: float = 0.0
     target_modules: str = "all-linear"
+
+    def __post_init__(self) -> None:
+        _need(self.r >= 1, "train.lora.r", self.r, ">= 1")
+        _need(self.alpha > 0, "train.lora.alpha", self.alpha, "> 0")
+        _need(0 <= self.dropout < 1, "train.lora.dropout", self.dropout, "in [0, 1)")
 
 
 @dataclass
@@ -325,6 +372,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice(self.method, ("lora", "full"), "train.method")
+        _need(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "> 0")
+        _need(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        _need(self.num_train_epochs > 0, "train.num_train_epochs", self.num_train_epochs, "> 0")
+        _need(self.max_steps == -1 or self.max_steps >= 1, "train.max_steps", self.max_steps, ">= 1, or -1 (epochs)")
+        _need(self.global_batch_size >= 1, "train.global_batch_size", self.global_batch_size, ">= 1")
+        _need(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
+        _need(self.max_grad_norm >= 0, "train.max_grad_norm", self.max_grad_norm, ">= 0 (0 = no clipping)")
+        _need(self.per_device_batch_size >= 1, "train.per_device_batch_size", self.per_device_batch_size, ">= 1")
+        _need(self.save_steps >= 1, "train.save_steps", self.save_steps, ">= 1")
+        _need(self.logging_steps >= 1, "train.logging_steps", self.logging_steps, ">= 1")
         if self.method == "lora" and not self.merge_lora:
             raise ConfigError(
                 "train.merge_lora=false leaves only an adapter, which evaluation and the next round cannot load "
@@ -420,6 +477,14 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for b in self.benchmarks:
             _choice(b, ("humaneval", "mbpp"), "eval.benchmarks")
+        _need(self.limit >= 0, "eval.limit", self.limit, ">= 0 (0 = all)")
+        _need(self.n_samples >= 1, "eval.n_samples", self.n_samples, ">= 1")
+        _need(self.temperature >= 0, "eval.temperature", self.temperature, ">= 0 (0 = greedy)")
+        _need(self.max_tokens >= 1, "eval.max_tokens", self.max_tokens, ">= 1")
+        _need(0 < self.top_p <= 1, "eval.top_p", self.top_p, "in (0, 1]")
+        _need(self.min_time_limit > 0, "eval.min_time_limit", self.min_time_limit, "> 0 seconds")
+        _need(self.gt_time_limit_factor > 0, "eval.gt_time_limit_factor", self.gt_time_limit_factor, "> 0")
+        _need(self.workers >= 0, "eval.workers", self.workers, ">= 0 (0 = one per core)")
 
 
 @dataclass
@@ -442,6 +507,9 @@ class LauncherConfig:
 
     def __post_init__(self) -> None:
         _choice(self.name, ("local", "slurm"), "launcher.name")
+        _need(self.num_shards >= 1, "launcher.num_shards", self.num_shards, ">= 1")
+        _need(self.nnodes >= 1, "launcher.nnodes", self.nnodes, ">= 1")
+        _need(self.max_retries >= 0, "launcher.max_retries", self.max_retries, ">= 0")
 
 
 @dataclass
@@ -453,6 +521,19 @@ class LoggerConfig:
 
     def __post_init__(self) -> None:
         _choice(self.mode, ("auto", "online", "offline", "disabled"), "logger.mode")
+
+
+@dataclass
+class HubConfig:
+    repo_id: str = ""
+    """Push the SFT dataset (dataset repo) and the tuned model (model repo) as ``user/name``; empty = no push."""
+    private: bool = True
+    token_env: str = runtime("HF_TOKEN")
+    """Environment variable holding the Hub token (none: huggingface_hub's own login)."""
+
+    def __post_init__(self) -> None:
+        if self.repo_id and (self.repo_id.count("/") != 1 or " " in self.repo_id):
+            raise ConfigError(f"hub.repo_id={self.repo_id!r} must look like user/name (or be empty: no push)")
 
 
 @dataclass
@@ -468,6 +549,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
     def __post_init__(self) -> None:
         if self.curate.require_strong_tests and not self.sandbox.stub_check:
@@ -487,8 +569,20 @@ def to_config(composed: DictConfig | dict[str, Any]) -> Config:
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"invalid config at '{key}': {e.msg if hasattr(e, 'msg') else e}") from None
+    except ConfigError as e:
+        raise _located(merged, e) from None
     assert isinstance(cfg, Config)
     return cfg
+
+
+def _located(merged: Any, error: ConfigError) -> ConfigError:
+    """A stage node's error (``sampling.n=...``) with the path of the stage it came from."""
+    for stage in ("judge", "concepts", "instructions", "responses"):
+        try:
+            OmegaConf.to_object(merged.generate[stage])
+        except ConfigError:
+            return ConfigError(f"generate.{stage}.{error}")
+    return error
 
 
 def prompt_path(name: str) -> Path:

@@ -23,36 +23,70 @@ from pathlib import Path
 from typing import Any
 
 from sca.config import Config, ConfigError
+from sca.logs import (
+    LOG_ENV,
+    TERMINAL_ENV,
+    count_warnings,
+    error_file,
+    failure_cause,
+    inline_log,
+    shard_log,
+    terminal_path,
+)
 from sca.step import Launcher, Step, done_marker, run_shard
 
 log = logging.getLogger(__name__)
 RDZV_PORT = 29500
 
 
-def _check(step: Step, out: Path, returncode: int) -> None:
-    if returncode != 0:
-        raise RuntimeError(
-            f"step {step.name} failed in a child process (exit {returncode}); its log is above. "
-            f"Finished records in {out} are kept: re-run the same command to resume."
-        )
+class StepFailed(RuntimeError):
+    """A step's child process failed; the message is its one-line cause and where its full log is."""
+
+
+def _check(step: Step, out: Path, returncode: int, log_file: Path | None = None) -> None:
+    if returncode == 0:
+        return
+    resume = f"Finished records in {out} are kept: re-run the same command to resume."
+    if log_file is None:
+        raise StepFailed(f"step {step.name} failed in a child process (exit {returncode}); its log is above. {resume}")
+    cause = failure_cause(log_file) or f"exit {returncode}, no Python error recorded (killed?)"
+    raise StepFailed(f"step {step.name} failed: {cause}. Full log: {log_file}. {resume}")
 
 
 @dataclass(frozen=True)
 class LocalLauncher:
     torchrun_args: Sequence[str] = ("--standalone", "--nproc_per_node=1")
+    quiet: bool = True
+    """Libraries' output into each shard's log file (sca.logs); False: everything on the terminal."""
 
     def run(self, step: Step, out: Path, shards: Sequence[int]) -> None:
         for shard in shards:
+            log_file = shard_log(out, shard) if self.quiet else None
             if step.where == "inline":
-                run_shard(out, shard)
+                with inline_log(log_file):
+                    run_shard(out, shard)
                 continue
             entry = ["-m", "sca.step", str(out), "--shard", str(shard)]
             if step.where == "subprocess":
                 cmd = [sys.executable, *entry]
             else:
                 cmd = [sys.executable, "-m", "torch.distributed.run", *self.torchrun_args, *entry]
-            log.info("launch: %s", " ".join(cmd))
-            _check(step, out, subprocess.run(cmd).returncode)
+            terminal = terminal_path() if log_file is not None else None
+            if log_file is None or terminal is None:
+                log.info("launch: %s", " ".join(cmd))
+                _check(step, out, subprocess.run(cmd).returncode)
+                continue
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            error_file(log_file).unlink(missing_ok=True)
+            with open(log_file, "a", encoding="utf-8") as f:
+                f.write(f"launch: {' '.join(cmd)}\n")
+                f.flush()
+                env = {**os.environ, TERMINAL_ENV: terminal, LOG_ENV: str(log_file)}
+                code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+            _check(step, out, code.returncode, log_file)
+            warnings = count_warnings(log_file)
+            if warnings:
+                log.info("%s: %d warning line(s) from libraries in %s", step.name, warnings, log_file)
 
 
 def _shard_job(out: str, shard: int) -> None:
@@ -189,4 +223,4 @@ def make_launcher(cfg: Config) -> Launcher:
             generation_gpus=generation,
         )
     gpus = lc.gpus_per_node if lc.gpus_per_node >= 0 else visible_gpus()
-    return LocalLauncher(("--standalone", f"--nproc_per_node={max(gpus, 1)}"))
+    return LocalLauncher(("--standalone", f"--nproc_per_node={max(gpus, 1)}"), quiet=not cfg.run.verbose)

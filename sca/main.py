@@ -40,6 +40,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
     from sca.io import write_json
     from sca.launch import make_launcher
     from sca.report import write_report
+    from sca.share import publish
     from sca.tracking import open_tracker
 
     steps = build_pipeline(cfg)
@@ -71,6 +72,7 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
             )
             ran += chunk
         write_report(cfg, ran, store, results, run_dir, tracker)
+        publish(cfg, ran, store, results, run_dir, tracker)
     finally:
         if tracker is not None:
             tracker.finish()
@@ -91,18 +93,55 @@ def gate_open(cfg: Config, ran: list[Step], store: Path) -> bool:
     return not drops
 
 
+def check_inputs(cfg: Config) -> None:
+    """What the config names on this machine, checked before any step runs (steps fail minutes later)."""
+    name = cfg.model.name_or_path
+    # A hub id is "org/name"; a local path starts like one. A missing local model would otherwise surface
+    # in a child process, after the seeds stage, as a hub lookup error.
+    if name.startswith(("/", ".", "~")):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            what = "is a file, not a model directory" if path.exists() else "does not exist"
+            raise ConfigError(
+                f"model.name_or_path={name}: {what}; give a local model directory, a hub id (org/name) "
+                "or embedded:smollm2"
+            )
+    from sca.models import EMBEDDED, TINY
+
+    if name.startswith("embedded:") and name not in (EMBEDDED, TINY):
+        raise ConfigError(f"model.name_or_path={name}: the embedded models are {EMBEDDED} and {TINY}")
+    if cfg.model.chat_template:
+        from sca.models import chat_template_path
+
+        chat_template_path(cfg.model.chat_template)
+
+
+def fail(message: str, code: int) -> None:
+    """One line on stderr, last, then exit: the user's to fix, no traceback."""
+    sys.stderr.flush()
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(composed: DictConfig) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    from sca.launch import StepFailed
+    from sca.logs import setup_orchestrator
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    setup_orchestrator(None, verbose=False)  # until the config says otherwise
     try:
         cfg = to_config(composed)
-        run(cfg, overrides=list(hydra_cfg.overrides.task), run_dir=Path(hydra_cfg.runtime.output_dir))
+        check_inputs(cfg)
+        setup_orchestrator(None if cfg.run.dry_run else run_dir, cfg.run.verbose)
+        run(cfg, overrides=list(hydra_cfg.overrides.task), run_dir=run_dir)
     except (ConfigError, FileNotFoundError, StepLocked) as e:
         # Bad input, missing files and a busy step are the user's to fix: say what, without a traceback.
-        log.error("%s", e)
-        sys.exit(2)
+        fail(str(e), 2)
+    except StepFailed as e:
+        fail(str(e), 1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The report at the end of every run: funnel, verdicts, training loss, eval scores, time, artifacts.
 
 The same figures go to the terminal (tables), to ``report.md`` with PNG plots in the run directory,
-and to W&B (tables, images, and the SFT dataset and final model as artifacts with lineage).
+and to W&B (tables, images, and the SFT dataset and final model as artifacts with lineage). Every eval
+score carries its task count and 95% interval, and each tuned model is compared with the base model task
+by task (sca.scores).
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ class Report:
     funnel: Rows = field(default_factory=list)  # [stage, count]
     drops: Rows = field(default_factory=list)  # [step, reason, count]
     verdicts: Rows = field(default_factory=list)  # [step, verdict, count, share]
-    scores: Rows = field(default_factory=list)  # [model, benchmark, pass@1 base, pass@1 plus, tasks, data]
+    scores: Rows = field(default_factory=list)  # [model, benchmark, base, base CI, plus, plus CI, tasks, data]
+    paired: Rows = field(default_factory=list)  # [benchmark, model, tasks, both, gained, lost, neither, p, verdict]
+    flips: Rows = field(default_factory=list)  # [benchmark, model, direction, task ids]
+    intervals: list[dict[str, Any]] = field(default_factory=list)  # {model, benchmark, base, plus: Interval}
+    task_grid: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)  # label -> [(task, state)]
     timing: Rows = field(default_factory=list)  # [step, status, seconds, records, records/s]
     artifacts: Rows = field(default_factory=list)  # [step, directory]
     losses: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # step -> [(step, loss)]
@@ -69,13 +75,61 @@ def collect(steps: Sequence[Step], store: Path, results: Mapping[str, Mapping[st
             report.funnel.append([f"{step.name} (SFT examples)", records])
         if step.stage == "train":
             report.losses[step.name] = _loss_history(out)
-        if step.stage == "eval" and (out / "scores.json").exists():
-            scores = json.loads((out / "scores.json").read_text())
-            model = step.name.rsplit("/", 1)[0]  # base, r0, r0/rl
-            for bench, s in sorted(scores.items()):
-                row = [model, bench, s.get("pass@1_base"), s.get("pass@1_plus"), s.get("n_tasks"), _data(step, bench)]
-                report.scores.append(row)
+        if step.stage == "eval" and (out / "_SUCCESS").exists():
+            _eval_rows(report, step, out)
+    _paired_rows(report, steps, store)
     return report
+
+
+def _model(step: Step) -> str:
+    """base, r0, r0/rl: the eval step's name without its last part, so an RL row never collides with SFT's."""
+    return step.name.rsplit("/", 1)[0]
+
+
+def _eval_rows(report: Report, step: Step, out: Path) -> None:
+    """Scores with their n and 95% intervals, from the step's per-sample verdicts."""
+    from sca.io import read_records
+    from sca.records import EvalSample
+    from sca.scores import interval, task_rates
+
+    records = read_records(out, EvalSample)
+    for bench in sorted({r.benchmark for r in records}):
+        mine = [r for r in records if r.benchmark == bench]
+        base, plus = (interval(list(task_rates(mine, p).values())) for p in (False, True))
+        report.scores.append(
+            [_model(step), bench, base.value, str(base), plus.value, str(plus), plus.n, _data(step, bench)]
+        )
+        report.intervals.append({"model": _model(step), "benchmark": bench, "base": base, "plus": plus})
+
+
+def _paired_rows(report: Report, steps: Sequence[Step], store: Path) -> None:
+    """Each tuned model against the base model, task by task, on the plus tests."""
+    from sca.io import read_records
+    from sca.records import EvalSample
+    from sca.scores import paired, task_order, task_rates
+
+    evals = [s for s in steps if s.stage == "eval" and (s.out_dir(store) / "_SUCCESS").exists()]
+    base = next((s for s in evals if s.name.startswith("base/")), None)
+    if base is None:
+        return
+    base_rates = task_rates(read_records(base.out_dir(store), EvalSample), plus=True)
+    for step in evals:
+        if step is base:
+            continue
+        rates = task_rates(read_records(step.out_dir(store), EvalSample), plus=True)
+        for p in paired(base_rates, rates):
+            model = _model(step)
+            report.paired.append(
+                [p.benchmark, model, p.tasks, p.both, len(p.gained), len(p.lost), p.neither, p.p_value, p.verdict]
+            )
+            report.flips.append([p.benchmark, model, "gained (tuned only)", ", ".join(p.gained) or "-"])
+            report.flips.append([p.benchmark, model, "lost (base only)", ", ".join(p.lost) or "-"])
+            cells = []
+            for key in sorted((k for k in base_rates.keys() & rates.keys() if k[0] == p.benchmark), key=task_order):
+                b, t = base_rates[key] > 0.5, rates[key] > 0.5
+                cells.append((key[1], "both" if b and t else "gained" if t else "lost" if b else "neither"))
+            label = f"{model} vs base, {p.benchmark}\n+{len(p.gained)} -{len(p.lost)}, p={p.p_value:.2f}: {p.verdict}"
+            report.task_grid.append((label, cells))
 
 
 def _data(step: Step, bench: str) -> str:
@@ -98,59 +152,19 @@ def _loss_history(train_dir: Path) -> list[tuple[float, float]]:
     return [(float(h["step"]), float(h["loss"])) for h in history if "loss" in h]
 
 
-def _plots(report: Report, run_dir: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths: dict[str, Path] = {}
-    if report.funnel:
-        fig, ax = plt.subplots(figsize=(8, 0.4 * len(report.funnel) + 1))
-        labels = [str(r[0]) for r in report.funnel][::-1]
-        ax.barh(labels, [r[1] for r in report.funnel][::-1], color="#4c72b0")
-        ax.set_xlabel("records")
-        ax.set_title("funnel: seeds to SFT examples")
-        fig.tight_layout()
-        paths["funnel"] = run_dir / "funnel.png"
-        fig.savefig(paths["funnel"], dpi=100)
-        plt.close(fig)
-    if any(report.losses.values()):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, history in report.losses.items():
-            if history:
-                ax.plot([h[0] for h in history], [h[1] for h in history], label=name)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("training loss")
-        ax.legend()
-        fig.tight_layout()
-        paths["loss"] = run_dir / "loss.png"
-        fig.savefig(paths["loss"], dpi=100)
-        plt.close(fig)
-    if report.scores:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{r[0]}\n{r[1]}" for r in report.scores]
-        xs = range(len(labels))
-        ax.bar([x - 0.2 for x in xs], [r[2] or 0 for r in report.scores], width=0.4, label="base tests")
-        ax.bar([x + 0.2 for x in xs], [r[3] or 0 for r in report.scores], width=0.4, label="plus tests")
-        ax.set_xticks(list(xs), labels)
-        ax.set_ylabel("pass@1")
-        ax.legend()
-        fig.tight_layout()
-        paths["eval"] = run_dir / "eval.png"
-        fig.savefig(paths["eval"], dpi=100)
-        plt.close(fig)
-    return paths
-
-
 SECTIONS: dict[str, tuple[str, list[str]]] = {
     "funnel": ("Funnel: seeds to SFT examples", ["stage", "records"]),
     "drops": ("Dropped, by reason", ["step", "reason", "count"]),
     "verdicts": ("Execution verdicts", ["step", "verdict", "count", "share"]),
     "scores": (
-        "EvalPlus pass@1, base model vs tuned",
-        ["model", "benchmark", "base tests", "plus tests", "tasks", "data"],
+        "EvalPlus pass@1 with 95% intervals, base model vs tuned",
+        ["model", "benchmark", "base tests", "base 95% CI", "plus tests", "plus 95% CI", "tasks", "data"],
     ),
+    "paired": (
+        "Base vs tuned, task by task (plus tests; exact McNemar test on the tasks that changed)",
+        ["benchmark", "model", "tasks", "both", "gained", "lost", "neither", "p", "change"],
+    ),
+    "flips": ("Tasks that flipped", ["benchmark", "model", "direction", "tasks"]),
     "timing": ("Wall time and throughput per step", ["step", "status", "seconds", "records", "records/s"]),
     "artifacts": ("Artifacts", ["step", "directory"]),
 }
@@ -192,7 +206,9 @@ def write_report(
         rows = getattr(report, key)
         if rows:
             console.print(table(title, columns, rows))
-    plots = _plots(report, run_dir)
+    from sca.plots import all_plots
+
+    plots = all_plots(report, run_dir)
     path = run_dir / "report.md"
     from sca.rl.report import section as rl_section  # the RL stage's own section (reward curve, intervals)
 
@@ -201,10 +217,9 @@ def write_report(
     if tracker is not None:
         tracker.log_tables({f"report/{k}": (cols, getattr(report, k)) for k, (_, cols) in SECTIONS.items()})
         tracker.log_images({f"report/{k}": p for k, p in plots.items()})
-        tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_plus": r[3] or 0.0 for r in report.scores})
-        tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_base": r[2] or 0.0 for r in report.scores})
+        tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_plus": r[4] for r in report.scores})
+        tracker.log_summary({f"eval/{r[0]}/{r[1]}/pass@1_base": r[2] for r in report.scores})
         _log_eval_tasks(steps, store, tracker)
-        _log_artifacts(cfg, steps, store, tracker)
     return path
 
 
@@ -223,16 +238,3 @@ def _log_eval_tasks(steps: Sequence[Step], store: Path, tracker: WandbTracker) -
             for e in read_records(out, EvalSample)
         ]
         tracker.log_tables({f"eval/{step.name.rsplit('/', 1)[0]}/tasks": (columns, rows)})
-
-
-def _log_artifacts(cfg: Config, steps: Sequence[Step], store: Path, tracker: WandbTracker) -> None:
-    """The SFT dataset and the trained model, the model declaring the dataset it was trained on."""
-    for step in steps:
-        out = step.out_dir(store)
-        if step.stage == "sft_data" and (out / "records.jsonl").exists():
-            tracker.log_artifact(f"{cfg.run.name}-{step.name.replace('/', '-')}", "dataset", out / "records.jsonl")
-        if step.stage == "train" and (out / "model").exists():
-            data = f"{cfg.run.name}-{step.name.split('/')[0]}-sft_data:latest"
-            tracker.log_artifact(
-                f"{cfg.run.name}-{step.name.replace('/', '-')}", "model", out / "model", uses=[data], reference=True
-            )

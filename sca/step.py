@@ -322,8 +322,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("step_dir", type=Path)
     parser.add_argument("--shard", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_shard(args.step_dir.resolve(), args.shard)
+    from sca.logs import FORMAT, LOG_ENV, attach_terminal, record_failure
+
+    logging.basicConfig(level=logging.INFO, format=FORMAT)
+    # Set by the launcher when this shard's stdout/stderr is its log file (an environment variable, not an
+    # option: torchrun would take an option for one of its own).
+    shard_log = os.environ.get(LOG_ENV)
+    log_file = Path(shard_log) if shard_log and int(os.environ.get("RANK", "0")) == 0 else None
+    if shard_log:
+        attach_terminal()
+    try:
+        run_shard(args.step_dir.resolve(), args.shard)
+    except BaseException as e:  # the cause, one line, for the orchestrator to print last
+        if not isinstance(e, KeyboardInterrupt | SystemExit):
+            record_failure(log_file, e)
+            sys.exit(1)
+        raise
 
 
 if __name__ == "__main__":

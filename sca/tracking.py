@@ -66,7 +66,15 @@ class WandbTracker:
 
         self.run.log({k: wandb.Image(str(p)) for k, p in images.items()})
 
-    def log_artifact(self, name: str, kind: str, path: Path, uses: Sequence[str] = (), reference: bool = False) -> None:
+    def log_artifact(
+        self,
+        name: str,
+        kind: str,
+        path: Path,
+        uses: Sequence[str] = (),
+        reference: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """A dataset or model as an artifact; ``uses`` names artifacts it was made from (lineage).
 
         ``reference`` records checksums of files that stay where they are, instead of copying
@@ -77,7 +85,7 @@ class WandbTracker:
         if self.mode == "online":  # W&B records lineage edges only online; offline keeps them as metadata
             for used in uses:
                 self.run.use_artifact(used)
-        artifact = wandb.Artifact(name, type=kind, metadata={"made_from": list(uses)})
+        artifact = wandb.Artifact(name, type=kind, metadata={"made_from": list(uses), **(metadata or {})})
         if reference:
             artifact.add_reference(path.resolve().as_uri())
         elif path.is_dir():

@@ -86,6 +86,13 @@ def test_whole_loop_flows_ids_and_reruns_only_what_changed(
     assert (run_dir / "funnel.png").exists() and (run_dir / "config.json").exists()
     assert "sca.main" in (run_dir / "command.txt").read_text()
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")), "the pipeline run is logged offline"
+    from datasets import load_from_disk
+
+    shared = load_from_disk(str(run_dir / "share" / "dataset"))
+    assert sorted(shared["id"]) == sorted(e.id for e in examples) and "execution_id" in shared.column_names
+    assert "## Funnel" in (run_dir / "share" / "hub" / "dataset" / "README.md").read_text()
+    assert "## Evaluation" in (run_dir / "share" / "hub" / "model" / "README.md").read_text()
+    assert not re.search(r"\bINFO\b(?! sca\.)", first.stdout + first.stderr), "libraries' INFO lines stay in logs"
 
     again = sca_main(tmp_path, tiny_model_dir, server_url)
     assert again.returncode == 0

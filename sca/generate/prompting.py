@@ -340,7 +340,7 @@ def run_stage(
                         temperature=float(sampling["temperature"]),
                         top_p=float(sampling["top_p"]),
                         max_tokens=int(sampling["max_tokens"]),
-                        stop=rendered.stop,
+                        stop=(*rendered.stop, *sampling["stop"]),  # the template's, then the config's
                         prefix=rendered.prefix,
                     )
                 )

@@ -238,6 +238,9 @@ def build_trainer(ctx: StepContext) -> tuple[Any, Any, dict[str, float]]:
         peft_config=peft_config,
     )
     trainer.data_collator = CountingCollator(trainer.data_collator)
+    from sca.train.bar import StepBar
+
+    trainer.add_callback(StepBar(ctx.name))
     batch = {
         "world_size": world,
         "per_device_batch": per_device,

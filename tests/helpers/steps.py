@@ -52,3 +52,27 @@ def upper(ctx: StepContext) -> dict[str, float]:
         {"in": len(seeds)},
     )
     return dict(journal.counters) | {"pid": os.getpid()}
+
+
+def noisy(ctx: StepContext) -> dict[str, float]:
+    """Logs like a library (vLLM's logger, a warning, raw stdout/stderr, a grandchild process), shows a bar and a
+    table like sca does, and fails with a cause when asked to."""
+    import logging
+    import subprocess
+    import sys
+
+    from sca.progress import bar, print_counters
+
+    logging.getLogger("vllm.engine").info("LIBRARY-INFO engine started")
+    logging.getLogger("deepspeed").warning("LIBRARY-WARNING zero stage ignored")
+    print("LIBRARY-STDOUT banner", flush=True)
+    os.write(2, b"LIBRARY-FD2 from C code\n")
+    subprocess.run([sys.executable, "-c", "print('LIBRARY-GRANDCHILD INFO hello')"], check=True)
+    progress = bar(3, f"{ctx.name} bar", unit="x")
+    for _ in range(3):
+        progress.update(1)
+    progress.close()
+    if ctx.params.get("fail"):
+        raise ValueError("the model directory /nowhere has no config.json\nsecond line of detail")
+    print_counters(f"{ctx.name}: counters", {"in": 3, "out": 3})
+    return {"in": 3, "out": 3}
