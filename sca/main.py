@@ -21,7 +21,8 @@ from omegaconf import DictConfig
 from sca.config import Config, ConfigError, to_config
 from sca.pipeline import build_pipeline, describe, eval_gate, split_rounds
 from sca.progress import console, table
-from sca.step import Step, StepLocked, check_force, plan_status, run_plan
+from sca.runner import StepLocked, check_force, plan_status, run_plan
+from sca.step import Step
 
 log = logging.getLogger("sca")
 ConfigStore.instance().store(name="schema", node=Config)

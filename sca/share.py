@@ -25,7 +25,8 @@ from sca.config import Config
 from sca.io import read_records
 from sca.records import Execution, Seed, SFTExample
 from sca.report import Report
-from sca.step import Step, package_versions
+from sca.runner import package_versions
+from sca.step import Step
 
 LINEAGE = ("seed", "concepts", "instruction", "response", "execution")
 

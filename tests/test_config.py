@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from sca.config import Config, ConfigError, TrainConfig, hash_view, runtime_view, to_config
 from sca.main import ConfigStore  # noqa: F401 - registers the schema
 from sca.pipeline import build_pipeline
-from sca.step import plan_status
+from sca.runner import plan_status
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"

@@ -30,7 +30,8 @@ from sca.eval.scoring import FAIL, PASS, Grading, Scorer, summarize
 from sca.io import read_records
 from sca.llm.contract import Completion, Request
 from sca.records import EvalSample
-from sca.step import Step, execute
+from sca.runner import execute
+from sca.step import Step
 from tests.conftest import BENCHMARKS, HUMANEVAL_PLUS, REFERENCE
 
 HE_PROMPT = '''from typing import List

@@ -18,7 +18,8 @@ from sca.eval.score import evaluate
 from sca.eval.scoring import Grading, Scorer, summarize
 from sca.io import read_records
 from sca.records import EvalSample
-from sca.step import Step, execute
+from sca.runner import execute
+from sca.step import Step
 from tests.conftest import BENCHMARKS, REFERENCE
 
 pytestmark = pytest.mark.slow

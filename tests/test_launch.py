@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sca.launch import SubmititLauncher
-from sca.step import Step, run_plan
+from sca.runner import run_plan
+from sca.step import Step
 from tests.test_step import numbers_step
 
 ROOT = Path(__file__).resolve().parent.parent

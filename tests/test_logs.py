@@ -20,7 +20,8 @@ from pathlib import Path
 from sca.config import to_config
 from sca.launch import StepFailed, make_launcher
 from sca.logs import setup_orchestrator
-from sca.step import Step, run_plan
+from sca.step import Step
+from sca.runner import run_plan
 store, params, verbose = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "1"
 cfg = to_config({"run": {"name": "t", "verbose": verbose}, "model": {"name_or_path": "m"}})
 setup_orchestrator(store / "run", verbose)

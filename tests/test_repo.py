@@ -34,7 +34,10 @@ def test_the_check_sees_an_outside_reference() -> None:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the sca modules it imports, at any depth in the file (a lazy import is still a dependency)."""
+    """Module -> the sca modules it imports, at any depth in the file (a lazy import is still a dependency).
+
+    Imports under ``if TYPE_CHECKING:`` are for annotations only and never run, so they are left out.
+    """
     import ast
 
     graph: dict[str, set[str]] = {}
@@ -42,7 +45,17 @@ def import_graph() -> dict[str, set[str]]:
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body
+            for inner in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.startswith("sca.")}
             elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sca"):

@@ -14,7 +14,8 @@ from sca.generate import seed_mining, seeds
 from sca.generate.seed_mining import mining_params
 from sca.io import MERGED, iter_records, read_records
 from sca.records import Seed
-from sca.step import Step, StepContext, run_plan
+from sca.runner import run_plan
+from sca.step import Step, StepContext
 
 FILTERS = seeds.Filters(
     max_lines=12,

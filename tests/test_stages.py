@@ -19,7 +19,8 @@ from sca.generate.prompting import EXAMPLE_HEADER
 from sca.io import MERGED, read_records
 from sca.llm.contract import Completion, Request
 from sca.records import Concepts, Instruction, Response, Seed, make_id
-from sca.step import Step, StepContext, run_plan
+from sca.runner import run_plan
+from sca.step import Step, StepContext
 
 GEN = GenerateConfig()
 

@@ -14,7 +14,8 @@ import pytest
 
 from sca.io import Journal, read_records
 from sca.records import Seed
-from sca.step import Step, StepLocked, execute, plan_status, run_plan, step_lock
+from sca.runner import StepLocked, execute, plan_status, run_plan, step_lock
+from sca.step import Step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def test_killed_process_resumes_with_the_same_output(tmp_path: Path) -> None:
     store = tmp_path / "store"
     script = (
         "import sys; from pathlib import Path; from tests.test_step import numbers_step; "
-        "from sca.step import run_plan; "
+        "from sca.runner import run_plan; "
         f"run_plan([numbers_step(Path({str(tmp_path)!r}), n=30, sleep=0.3)], Path({str(store)!r}))"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -14,7 +14,8 @@ import pytest
 
 from sca.config import TrainConfig, hash_view, runtime_view
 from sca.launch import LocalLauncher
-from sca.step import Step, execute
+from sca.runner import execute
+from sca.step import Step
 from tests.test_train import make_ctx, make_sft_dir
 
 ROOT = Path(__file__).resolve().parent.parent
