@@ -41,7 +41,7 @@ def test_round_two_generates_with_round_one_model_and_a_sweep_shares_generation(
     ]  # fmt: skip
     sweep = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-5000:]
-    ran = re.findall(r"INFO sca.step: run\s+(\S+)", sweep.stderr)
+    ran = re.findall(r"INFO sca.runner: run\s+(\S+)", sweep.stderr)
     assert sorted(ran) == ["r0/eval", "r0/train"], ran
     assert len(list(store.glob("r0/train-*/_SUCCESS"))) == 2
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) >= 3

@@ -34,7 +34,7 @@ def sca_main(root: Path, tiny: Path, url: str, *extra: str) -> subprocess.Comple
 
 
 def ran_steps(log: str) -> set[str]:
-    return set(re.findall(r"INFO sca.step: run\s+(\S+)", log))
+    return set(re.findall(r"INFO sca.runner: run\s+(\S+)", log))
 
 
 def step_dir(store: Path, name: str) -> Path:

@@ -83,8 +83,8 @@ FORGERS = {
     + "try:\n    import ctypes\n    f = sys._getframe()\n    for o in (f, f.f_back, f.f_back.f_back):\n"
     + "        scan(ctypes.string_at(id(o) - 4096, 1 << 16))\nexcept Exception:\n    pass\nforge()\n",
     "key_file": HUNT
-    + "import glob\nfor pattern in ('/tmp/**/key-*', '/dev/shm/**/key-*', '../key-*', '../../key-*'):\n"
-    + "    for path in glob.glob(pattern, recursive=True):\n        for opener in (lambda p: open(p).read(),\n"
+    + "import glob\nfor pattern in ('/tmp/*/key-*', '/tmp/*/*/key-*', '/dev/shm/*/key-*', '../key-*', '../../key-*'):\n"
+    + "    for path in glob.glob(pattern):\n        for opener in (lambda p: open(p).read(),\n"
     + "                       lambda p: os.read(os.open(p, os.O_RDONLY), 64).decode()):\n"
     + "            try:\n                found.update(HEX.findall(opener(path)))\n            except OSError:\n"
     + "                pass\n        try:\n            os.symlink(path, 'alias')\n            found.update(HEX.findall(open('alias').read()))\n"
