@@ -40,6 +40,7 @@ from sca.train.sft import (
     is_rank0,
     last_checkpoint,
     load_model,
+    lora_config,
     merge_adapter,
     prepare_deepspeed,
     use_bf16,
@@ -147,18 +148,7 @@ def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) 
         seed=int(ctx.params["seed"]),
         data_seed=int(ctx.params["seed"]),
     )
-    peft_config = None
-    if rl["method"] == "lora":
-        from peft import LoraConfig
-
-        lora = rl["lora"]
-        peft_config = LoraConfig(
-            r=int(lora["r"]),
-            lora_alpha=int(lora["alpha"]),
-            lora_dropout=float(lora["dropout"]),
-            target_modules=lora["target_modules"],
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(rl)
     return GRPOTrainer(
         model=load_model(policy, bf16),
         reward_funcs=[reward],

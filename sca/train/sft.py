@@ -147,6 +147,22 @@ class CountingCollator:
         return batch
 
 
+def lora_config(params: Mapping[str, Any]) -> Any:
+    """PEFT's LoRA config from a ``method``/``lora`` params block (SFT's and RL's), or None for full tuning."""
+    if params["method"] != "lora":
+        return None
+    from peft import LoraConfig
+
+    lora = params["lora"]
+    return LoraConfig(
+        r=int(lora["r"]),
+        lora_alpha=int(lora["alpha"]),
+        lora_dropout=float(lora["dropout"]),
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+
+
 def _zero_dropout(config: Any) -> None:
     # The paper forces dropout to 0 (StarCoder2 ships 0.1); every *dropout / *pdrop float in the config.
     for name, value in list(vars(config).items()):
@@ -218,18 +234,7 @@ def build_trainer(ctx: StepContext) -> tuple[Any, Any, dict[str, float]]:
     )
     # After SFTConfig: under ZeRO-3 the weights are partitioned while they load.
     model = load_model(base, bf16)
-    peft_config = None
-    if train["method"] == "lora":
-        from peft import LoraConfig
-
-        lora = train["lora"]
-        peft_config = LoraConfig(
-            r=int(lora["r"]),
-            lora_alpha=int(lora["alpha"]),
-            lora_dropout=float(lora["dropout"]),
-            target_modules=lora["target_modules"],
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(train)
     trainer = SFTTrainer(
         model=model,
         args=args,
