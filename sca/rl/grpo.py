@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sca.config import ConfigError, SandboxConfig
+from sca.config import SandboxConfig
 from sca.io import atomic_write_text, write_json
 from sca.models import load_tokenizer
 from sca.records import Execution, Response, SFTExample, to_json
@@ -37,6 +37,7 @@ from sca.train.sft import (
     _barrier,
     _step_of,
     deepspeed_file,
+    grad_accum,
     is_rank0,
     last_checkpoint,
     load_model,
@@ -80,16 +81,6 @@ def load_pool(ctx: StepContext) -> tuple[list[RLTask], dict[str, int]]:
     return tasks, dict(counts)
 
 
-def accumulation(global_batch: int, per_device: int, world: int) -> int:
-    per_step = per_device * world
-    if per_step <= 0 or global_batch % per_step:
-        raise ConfigError(
-            f"rl.global_batch_size={global_batch} is not a multiple of rl.per_device_batch_size ({per_device}) x "
-            f"world size ({world}) = {per_step}; change rl.per_device_batch_size or the number of processes"
-        )
-    return global_batch // per_step
-
-
 def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) -> Any:
     """The GRPOTrainer of a step (not yet trained)."""
     import torch
@@ -100,7 +91,7 @@ def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) 
     policy = policy_path(ctx)
     tokenizer = load_tokenizer(policy)  # the SFT model's own, with the template it was trained with
     world, per_device = world_size(), int(rt["per_device_batch_size"])
-    accum = accumulation(int(rl["global_batch_size"]), per_device, world)
+    accum = grad_accum(int(rl["global_batch_size"]), per_device, world, "rl")
     bf16 = use_bf16(rt["bf16"])
     ds = deepspeed_file(rl["deepspeed"])
     if ds:

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sca.config import ConfigError
 from sca.models import load_tokenizer, model_path
 from sca.records import SFTExample
 from sca.step import StepContext
@@ -49,13 +50,13 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def grad_accum(global_batch: int, per_device: int, world: int) -> int:
-    """Accumulation steps that keep ``global_batch`` whatever the number of processes."""
+def grad_accum(global_batch: int, per_device: int, world: int, section: str = "train") -> int:
+    """Accumulation steps that keep ``global_batch`` whatever the number of processes (SFT's and RL's)."""
     per_step = per_device * world
     if per_step <= 0 or global_batch % per_step:
-        raise ValueError(
-            f"train.global_batch_size={global_batch} is not a multiple of per_device_batch_size ({per_device}) x "
-            f"world size ({world}) = {per_step}; change train.per_device_batch_size or the number of processes"
+        raise ConfigError(
+            f"{section}.global_batch_size={global_batch} is not a multiple of per_device_batch_size ({per_device}) "
+            f"x world size ({world}) = {per_step}; change {section}.per_device_batch_size or the number of processes"
         )
     return global_batch // per_step
 
