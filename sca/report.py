@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sca.config import Config
+from sca.eval.evalplus import EvalParams
 from sca.progress import console, table
 from sca.step import Step
 from sca.tracking import WandbTracker
@@ -86,7 +87,7 @@ def _model(step: Step) -> str:
     return step.name.rsplit("/", 1)[0]
 
 
-def _eval_rows(report: Report, step: Step, out: Path) -> None:
+def _eval_rows(report: Report, step: Step[EvalParams], out: Path) -> None:
     """Scores with their n and 95% intervals, from the step's per-sample verdicts."""
     from sca.io import read_records
     from sca.records import EvalSample
@@ -97,7 +98,7 @@ def _eval_rows(report: Report, step: Step, out: Path) -> None:
         mine = [r for r in records if r.benchmark == bench]
         base, plus = (interval(list(task_rates(mine, p).values())) for p in (False, True))
         report.scores.append(
-            [_model(step), bench, base.value, str(base), plus.value, str(plus), plus.n, _data(step, bench)]
+            [_model(step), bench, base.value, str(base), plus.value, str(plus), plus.n, _data(step.params, bench)]
         )
         report.intervals.append({"model": _model(step), "benchmark": bench, "base": base, "plus": plus})
 
@@ -132,15 +133,12 @@ def _paired_rows(report: Report, steps: Sequence[Step], store: Path) -> None:
             report.task_grid.append((label, cells))
 
 
-def _data(step: Step, bench: str) -> str:
+def _data(params: EvalParams, bench: str) -> str:
     """Which data, and how it was graded: ``v0.1.9, exact floats``."""
     from sca.benchmarks import data_label
 
-    data = step.params.get("data", {}).get(bench)
-    label = data_label(bench, data) if data else "?"
-    if step.params.get("eval", {}).get("float_tolerance") is False:
-        label += ", exact floats"
-    return label
+    label = data_label(bench, params.benchmarks.hashes[bench])
+    return label if params.eval.float_tolerance else label + ", exact floats"
 
 
 def _loss_history(train_dir: Path) -> list[tuple[float, float]]:

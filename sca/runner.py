@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sca.io import SUCCESS, merge_shards, write_json
 from sca.launch import LocalLauncher
+from sca.params import hash_view, to_json, type_name
 from sca.step import Launcher, Step, done_marker
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def execute(
             "fn": step.fn,
             "key": step.key,
             "version": step.version,
-            "params": step.params,
+            "params": to_json(step.params),
+            "params_type": type_name(step.params),
+            "hashed": hash_view(step.params),
             "runtime": step.runtime,
             "num_shards": step.num_shards,
             "inputs": {k: str(d.out_dir(store)) for k, d in step.deps.items()},

@@ -5,13 +5,15 @@ path so that it can run in this process, in a child process or under torchrun. I
 ``<store>/<name>-<key>`` where the key hashes the step's semantic params and its inputs' keys; runtime
 knobs (batch size, workers, parallelism) are not hashed. On disk::
 
-    spec.json        written first: params, runtime, inputs, git SHA, package versions, overrides
+    spec.json        written first: params (every field, and their type), inputs, git SHA, versions
     records.jsonl    outputs (merged from the per-shard journals, sorted by id)
     stats.json       counters, written after the work
     _SUCCESS         written last; its presence is the only definition of "done"
 
 ``python -m sca.step <step_dir> [--shard I]`` is the generic child entry: it reads spec.json and runs
-the function, so children need no Hydra. Planning, locking and sealing steps is :mod:`sca.runner`'s work.
+the function, so children need no Hydra. A step's params are a frozen dataclass declared next to its
+function (:mod:`sca.params`): the key hashes their semantic fields, and the child rebuilds the same
+dataclass from spec.json, so a step reads typed fields and never a string key with a fallback. Planning, locking and sealing steps is :mod:`sca.runner`'s work.
 """
 
 from __future__ import annotations
@@ -29,26 +31,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from sca.io import Journal, read_records, write_json
+from sca.params import hash_view, rebuild
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+P = TypeVar("P")
 Where = Literal["inline", "subprocess", "torchrun"]
-StepFn = Callable[["StepContext"], Mapping[str, float]]
+StepFn = Callable[["StepContext[Any]"], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
-class Step:
-    """One node of the plan. ``params`` must be JSON-able: they are hashed into the output key."""
+class Step(Generic[P]):
+    """One node of the plan. ``params`` is the step function's frozen params dataclass (a plain JSON mapping
+    for toy steps in tests); its semantic fields are hashed into the output key."""
 
     name: str  # "r0/responses": readable, and the directory prefix
     fn: str  # "sca.generate.responses:run"
-    params: Mapping[str, Any]
-    deps: Mapping[str, Step] = field(default_factory=dict)
+    params: P
+    deps: Mapping[str, Step[Any]] = field(default_factory=dict)
     runtime: Mapping[str, Any] = field(default_factory=dict)  # not hashed
     where: Where = "inline"
     version: int = 1  # bump when fn's output semantics change
@@ -60,7 +65,7 @@ class Step:
             "name": self.name,
             "fn": self.fn,
             "version": self.version,
-            "params": self.params,
+            "params": hash_view(self.params),
             "deps": {k: d.key for k, d in sorted(self.deps.items())},
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -75,14 +80,14 @@ class Step:
 
 
 @dataclass(frozen=True)
-class StepContext:
-    """What a step function sees: where to write, where its inputs are, its params."""
+class StepContext(Generic[P]):
+    """What a step function sees: where to write, where its inputs are, its typed params."""
 
     name: str
     out: Path
     inputs: Mapping[str, Path]
-    params: Mapping[str, Any]
-    runtime: Mapping[str, Any]
+    params: P
+    runtime: Mapping[str, Any] = field(default_factory=dict)  # TRANSITION: removed with Step.runtime
     shard: int = 0
     num_shards: int = 1
 
@@ -118,7 +123,7 @@ def run_shard(out: Path, shard: int = 0) -> None:
         name=spec["name"],
         out=out,
         inputs={k: Path(v) for k, v in spec["inputs"].items()},
-        params=spec["params"],
+        params=rebuild(spec["params_type"], spec["params"]),
         runtime=spec["runtime"],
         shard=shard,
         num_shards=spec["num_shards"],

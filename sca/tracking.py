@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,29 @@ from sca.config import Config
 from sca.step import Step
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WandbRun:
+    """Where a training step's own W&B run goes: the experiment's group, under its own name (runtime)."""
+
+    mode: str
+    project: str
+    entity: str | None
+    group: str
+    name: str
+    dir: str
+
+
+def wandb_run(cfg: Config, name: str) -> WandbRun:
+    return WandbRun(
+        mode=resolve_mode(cfg.logger.mode),
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        group=cfg.run.name,
+        name=name,
+        dir=str(Path(cfg.paths.root).resolve()),
+    )
 
 
 def resolve_mode(mode: str) -> str:

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from sca.llm.contract import BackendError, Completion, Request, sample_seed
+from sca.config import BackendConfig, ConfigError
+from sca.llm.contract import BackendError, Completion, LLMParams, Request, sample_seed
 from sca.llm.registry import open_backend
+from tests.helpers.params import llm_params
 
 CHAT = [{"role": "user", "content": "Write a function that adds two numbers."}]
 
 
-def llm(model_dir: Path, backend: str = "hf", max_model_len: int = 512) -> dict:
-    return {"backend": backend, "model": {"name_or_path": str(model_dir), "max_model_len": max_model_len}}
+def llm(model_dir: Path, backend: str = "hf", max_model_len: int = 512, **backend_fields: int) -> LLMParams:
+    return llm_params(model_dir, backend, max_model_len, **backend_fields)
 
 
 def requests() -> list[Request]:
@@ -27,7 +29,7 @@ def requests() -> list[Request]:
 
 @pytest.fixture(scope="module")
 def hf(tiny_model_dir: Path):
-    backend = open_backend(llm(tiny_model_dir), {"backend": {"batch_size": 64}}, {})
+    backend = open_backend(llm(tiny_model_dir, batch_size=64), {})
     yield backend
     backend.close()
 
@@ -54,7 +56,7 @@ def test_hf_same_seeds_same_outputs_whatever_the_batch(hf, tiny_model_dir: Path)
     reqs = requests()
     whole = hf.generate(reqs)
     assert hf.generate(reqs) == whole  # fixed seeds: same outputs
-    small = open_backend(llm(tiny_model_dir), {"backend": {"batch_size": 1}}, {})
+    small = open_backend(llm(tiny_model_dir, batch_size=1), {})
     try:
         one_by_one = small.generate(reqs)
         reversed_ = small.generate(reqs[::-1])[::-1]
@@ -84,7 +86,7 @@ def test_hf_stop_strings_cut_the_text(hf) -> None:
 
 
 def test_too_long_prompt_is_a_length_completion(tiny_model_dir: Path) -> None:
-    backend = open_backend(llm(tiny_model_dir, max_model_len=64), {}, {})
+    backend = open_backend(llm(tiny_model_dir, max_model_len=64), {})
     try:
         out = backend.generate(
             [Request(prompt="x = 1\n" * 100, seed=0, n=2), Request(prompt="y", seed=0, max_tokens=4)]
@@ -98,19 +100,20 @@ def test_too_long_prompt_is_a_length_completion(tiny_model_dir: Path) -> None:
 
 
 def test_unknown_backend_is_a_clear_error(tiny_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"llm.backend='llama' is not one of \['hf', 'openai', 'vllm'\]"):
-        open_backend(llm(tiny_model_dir, backend="llama"), {}, {})
+    # The backend's name is part of its typed config: an unknown one fails where the config is built.
+    with pytest.raises(ConfigError, match=r"generate.backend.name='llama' is not one of \['vllm', 'openai', 'hf'\]"):
+        open_backend(llm(tiny_model_dir, backend="llama"), {})
 
 
 @pytest.mark.parametrize("backend", ["hf", "vllm", "openai"])
 def test_missing_model_dir_is_a_clear_error(tmp_path: Path, backend: str) -> None:
     with pytest.raises(FileNotFoundError, match=r"llm.model.name_or_path=.*does not exist"):
-        open_backend(llm(tmp_path / "nope", backend=backend), {}, {})
+        open_backend(llm(tmp_path / "nope", backend=backend), {})
 
 
 def test_dir_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"llm.model .*cannot load a tokenizer"):
-        open_backend(llm(tmp_path), {}, {})
+        open_backend(llm(tmp_path), {})
 
 
 def test_bad_request_is_a_clear_error(hf) -> None:
@@ -131,8 +134,8 @@ def test_data_parallel_pool_splits_and_merges_in_order(tiny_model_dir: Path, hf)
     from sca.llm.hf_backend import HFBackend
     from sca.llm.parallel import DataParallel
 
-    spec = model_spec(llm(tiny_model_dir), {}, {})
-    pool = DataParallel("hf", HFBackend, spec, {"batch_size": 64}, ["", ""])
+    spec = model_spec(llm(tiny_model_dir), {})
+    pool = DataParallel("hf", HFBackend, spec, BackendConfig(name="hf", batch_size=64), ["", ""])
     try:
         reqs = requests() + requests()[:1]
         assert pool.generate(reqs) == hf.generate(reqs)
@@ -150,4 +153,4 @@ def test_data_parallel_engine_that_fails_to_start(tmp_path: Path) -> None:
 
     spec = ModelSpec(str(tmp_path), "broken", None, "auto", 512, None)
     with pytest.raises(BackendError, match=r"hf engine 0 .*failed to start"):
-        DataParallel("hf", HFBackend, spec, {}, [""])
+        DataParallel("hf", HFBackend, spec, BackendConfig(name="hf"), [""])

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sca.llm.contract import BackendError, Request
+from sca.llm.contract import BackendError, LLMParams, Request
 from sca.llm.registry import open_backend
+from tests.helpers.params import llm_params
 
 CHAT = [{"role": "user", "content": "Write a function that sums a list."}]
 
@@ -57,18 +58,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=30)
 
 
-def llm(model_dir: Path) -> dict:
-    return {"backend": "openai", "model": {"name_or_path": str(model_dir), "max_model_len": 512}}
-
-
-def runtime(port: int, retries: int = 2) -> dict:
-    return {"backend": {"base_url": f"http://127.0.0.1:{port}/v1", "retries": retries, "max_concurrency": 4}}
+def llm(model_dir: Path, port: int, retries: int = 2) -> LLMParams:
+    return llm_params(model_dir, "openai", 512, base_url=f"http://127.0.0.1:{port}/v1", retries=retries,
+                      max_concurrency=4)  # fmt: skip
 
 
 def test_no_server_is_a_clear_error(tiny_model_dir: Path) -> None:
     port = free_port()
     with pytest.raises(BackendError, match=rf"server at http://127.0.0.1:{port}/v1 failed 2 times .*Is it running"):
-        open_backend(llm(tiny_model_dir), runtime(port, retries=1), {})
+        open_backend(llm(tiny_model_dir, port, retries=1), {})
 
 
 @pytest.mark.slow  # two server starts, ~30 s each on 2 cores
@@ -88,7 +86,7 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
 
     server = start_server(tiny_model_dir, port, log)
     try:
-        backend = open_backend(llm(tiny_model_dir), runtime(port), {})
+        backend = open_backend(llm(tiny_model_dir, port), {})
         run_batches(backend, list(range(8)), 8)
         first = dict(done)
         assert all(len(done[i]) == 2 for i in range(8))
@@ -100,7 +98,7 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
         backend.tokenizer = None  # type: ignore[attr-defined]
         chat = backend.generate([Request(prompt=CHAT, seed=1, max_tokens=8)])[0][0]
         assert chat.finish_reason in ("stop", "length") and chat.prompt_tokens > 0
-        backend = open_backend(llm(tiny_model_dir), runtime(port), {})
+        backend = open_backend(llm(tiny_model_dir, port), {})
 
         # The server dies while a big batch is in flight: the call raises a clear error after its retries.
         threading.Timer(0.5, server.kill).start()
@@ -112,7 +110,7 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
 
     server = start_server(tiny_model_dir, port, log)
     try:
-        backend = open_backend(llm(tiny_model_dir), runtime(port), {})
+        backend = open_backend(llm(tiny_model_dir, port), {})
         run_batches(backend, [i for i in range(40) if i not in done], 8)
         assert sorted(done) == list(range(40))
         assert all(len(done[i]) == 2 for i in range(40))

@@ -9,14 +9,14 @@ import pytest
 
 from sca.llm.contract import Request
 from sca.llm.registry import open_backend
+from tests.helpers.params import llm_params
 
 CHAT = [{"role": "user", "content": "Write a function that reverses a list."}]
 
 
 @pytest.fixture(scope="module")
 def vllm_backend(tiny_model_dir: Path):
-    llm = {"backend": "vllm", "model": {"name_or_path": str(tiny_model_dir), "max_model_len": 256}}
-    backend = open_backend(llm, {"backend": {"enforce_eager": True}}, {})
+    backend = open_backend(llm_params(tiny_model_dir, "vllm", 256, enforce_eager=True), {})
     yield backend
     backend.close()
 

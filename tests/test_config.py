@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from sca.config import Config, ConfigError, TrainConfig, hash_view, runtime_view, to_config
+from sca.config import Config, ConfigError, TrainConfig, to_config
 from sca.main import ConfigStore  # noqa: F401 - registers the schema
+from sca.params import hash_view
 from sca.pipeline import build_pipeline
 from sca.runner import plan_status
 
@@ -93,7 +94,7 @@ def test_hash_view_drops_runtime_fields_and_hashes_prompt_content() -> None:
     train = hash_view(cfg.train)
     assert "per_device_batch_size" not in train and "learning_rate" in train
     runtime_fields = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("hash") is False}
-    assert runtime_fields == set(runtime_view(cfg.train))
+    assert runtime_fields == {f.name for f in dataclasses.fields(TrainConfig)} - set(train)
     backend = hash_view(cfg.generate.backend)
     assert backend == {"name": "vllm"}, "only the engine choice may change generation outputs"
     stage = hash_view(cfg.generate.concepts)
@@ -116,7 +117,7 @@ def test_rounds_chain_models(tmp_path: Path) -> None:
     steps = build_pipeline(composed(f"paths.root={tmp_path}", "run.rounds=2"))
     r1 = next(s for s in steps if s.name == "r1/concepts")
     assert r1.deps["model"].name == "r0/train"
-    assert r1.params["llm"]["model"]["from_step"] == "r0/train"
+    assert r1.params.llm.trained_by == "r0/train" and r1.params.llm.chat
 
 
 def test_until_truncates_the_plan(tmp_path: Path) -> None:

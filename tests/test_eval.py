@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -14,25 +15,28 @@ import pytest
 from sca.benchmarks import (
     RELEASE_HASHES,
     Benchmark,
+    BenchmarkFiles,
     data_label,
     dataset_hash,
     load_benchmark,
     release_name,
     resolve_path,
 )
-from sca.config import EvalConfig, hash_view
+from sca.config import EvalConfig
 from sca.eval import evalplus as step_mod
+from sca.eval.evalplus import EvalParams
 from sca.eval.extract import code_blocks, extract_code
 from sca.eval.prompts import build_request, instruction, mbpp_parts
 from sca.eval.score import evaluate
 from sca.eval.score import main as score_main
 from sca.eval.scoring import FAIL, PASS, Grading, Scorer, summarize
 from sca.io import read_records
-from sca.llm.contract import Completion, Request
+from sca.llm.contract import Completion, LLMParams, Request
 from sca.records import EvalSample
 from sca.runner import execute
 from sca.step import Step
 from tests.conftest import BENCHMARKS, HUMANEVAL_PLUS, REFERENCE
+from tests.helpers.params import llm_params
 
 HE_PROMPT = '''from typing import List
 
@@ -348,23 +352,16 @@ def small_benchmarks(humaneval_plus_path: Path, mbpp_plus_path: Path) -> dict[st
     return {"problems": problems, "he": str(humaneval_plus_path), "mbpp": str(mbpp_plus_path)}
 
 
+def benchmark_files(data: Mapping[str, Any], cache: Path) -> BenchmarkFiles:
+    paths = {"humaneval": data["he"], "mbpp": data["mbpp"]}
+    hashes = {b: dataset_hash(b, path) for b, path in paths.items()}
+    return BenchmarkFiles(hashes, paths, {"humaneval": "", "mbpp": ""}, str(cache))
+
+
 def eval_step(data: Mapping[str, Any], cache: Path, chat: bool = True, n: int = 1, batch_size: int = 3) -> Step:
-    return Step(
-        name="r0/eval",
-        fn="sca.eval.evalplus:run",
-        params={
-            "eval": hash_view(EvalConfig(limit=4, n_samples=n, temperature=0.0 if n == 1 else 0.8, max_tokens=64)),
-            "llm": {"backend": "fake", "model": {"name_or_path": "fake", "chat": chat}},
-            "seed": 0,
-        },
-        runtime={
-            "backend": {"batch_size": batch_size},
-            "cache": str(cache),
-            "humaneval_path": data["he"],
-            "mbpp_path": data["mbpp"],
-            "workers": 2,
-        },
-    )
+    cfg = EvalConfig(limit=4, n_samples=n, temperature=0.0 if n == 1 else 0.8, max_tokens=64, workers=2)
+    llm = llm_params("fake", "hf", chat=chat, batch_size=batch_size)
+    return Step(name="r0/eval", fn="sca.eval.evalplus:run", params=EvalParams(cfg, benchmark_files(data, cache), llm, 0))
 
 
 @pytest.fixture
@@ -372,8 +369,8 @@ def fake(monkeypatch: pytest.MonkeyPatch, small_benchmarks: dict[str, Any]) -> C
     FakeBackend.calls = []
 
     def use(right: bool = True, crash_after: int = -1) -> None:
-        def open_backend(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> FakeBackend:
-            assert llm["backend"] == "fake" and runtime["backend"]["batch_size"] == 3
+        def open_backend(llm: LLMParams, inputs: Mapping[str, Path]) -> FakeBackend:
+            assert llm.model.name_or_path == "fake" and llm.backend.batch_size == 3
             return FakeBackend(small_benchmarks["problems"], right, crash_after)
 
         monkeypatch.setattr(step_mod, "open_backend", open_backend)
@@ -442,8 +439,8 @@ def test_step_rejects_unknown_task_ids(
     tmp_path: Path, fake: Callable[..., None], small_benchmarks: dict[str, Any]
 ) -> None:
     step = eval_step(small_benchmarks, tmp_path / "cache")
-    params = {**step.params, "eval": {**step.params["eval"], "task_ids": ["HumanEval/0", "HumanEval/999"]}}
-    bad = Step(name=step.name, fn=step.fn, params=params, runtime=step.runtime)
+    cfg = dataclasses.replace(step.params.eval, task_ids=["HumanEval/0", "HumanEval/999"])
+    bad = Step(name=step.name, fn=step.fn, params=dataclasses.replace(step.params, eval=cfg))
     with pytest.raises(ValueError, match=r"eval.task_ids .*HumanEval/999"):
         execute(bad, tmp_path / "store", {})
 
@@ -477,9 +474,9 @@ def test_offline_without_data_names_the_file_and_how_to_point_to_it(
 
 
 def test_step_refuses_data_that_changed_after_planning(tmp_path: Path, humaneval_plus_path: Path) -> None:
-    cfg = {"benchmarks": ["humaneval"], "limit": 2}
-    runtime = {"humaneval_path": str(humaneval_plus_path), "cache": str(tmp_path)}
-    planned = {"humaneval": dataset_hash("humaneval", humaneval_plus_path)}
-    assert list(step_mod.load_benchmarks(cfg, runtime, planned)["humaneval"].problems) == ["HumanEval/0", "HumanEval/1"]
+    cfg = EvalConfig(benchmarks=["humaneval"], limit=2)
+    paths, versions = {"humaneval": str(humaneval_plus_path), "mbpp": ""}, {"humaneval": "", "mbpp": ""}
+    planned = BenchmarkFiles({"humaneval": dataset_hash("humaneval", humaneval_plus_path)}, paths, versions, str(tmp_path))
+    assert list(step_mod.load_benchmarks(cfg, planned)["humaneval"].problems) == ["HumanEval/0", "HumanEval/1"]
     with pytest.raises(ValueError, match="planned for humaneval data with hash 0+; the file changed"):
-        step_mod.load_benchmarks(cfg, runtime, {"humaneval": "0" * 32})
+        step_mod.load_benchmarks(cfg, BenchmarkFiles({"humaneval": "0" * 32}, paths, versions, str(tmp_path)))

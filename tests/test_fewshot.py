@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -39,7 +38,7 @@ def test_examples_follow_the_methods_mix_of_categories_and_difficulties() -> Non
 
 
 def _seed_filters() -> seeds.Filters:
-    return seed_filters.filters_of(dataclasses.asdict(SeedsConfig()))  # the filters a default run mines with
+    return seed_filters.filters_of(SeedsConfig())  # the filters a default run mines with
 
 
 def test_every_example_seed_is_one_the_seed_filter_keeps() -> None:

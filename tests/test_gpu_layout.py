@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sca.config import ConfigError
+from sca.config import BackendConfig, ConfigError
 from sca.launch import SubmititLauncher, make_launcher
 from sca.llm import parallel, vllm_backend
 from sca.llm.contract import ModelSpec
@@ -35,10 +35,8 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return started
 
 
-def backend_runtime(*overrides: str) -> dict[str, Any]:
-    cfg = composed(*overrides)
-    return {"tensor_parallel_size": cfg.generate.backend.tensor_parallel_size,
-            "data_parallel_size": cfg.generate.backend.data_parallel_size}  # fmt: skip
+def backend_runtime(*overrides: str) -> BackendConfig:
+    return composed(*overrides).generate.backend
 
 
 @pytest.mark.parametrize("experiment", ["codeqwen7b", "qwen25coder7b"])
@@ -50,7 +48,7 @@ def test_paper_7b_runs_generate_with_one_engine_per_visible_gpu(
         vllm_backend.open_vllm(SPEC, backend_runtime(f"experiment={experiment}"))
     [(kind, groups, rt)] = engines
     assert kind == "pool" and groups == [str(i) for i in range(8)]
-    assert rt["data_parallel_size"] == 1, "each worker opens a single engine"
+    assert rt.data_parallel_size == 1, "each worker opens a single engine"
     assert "8 engine(s) x tensor parallel 1" in caplog.text
 
 
@@ -61,7 +59,7 @@ def test_auto_layout_counts_torch_gpus_when_no_device_list_is_set(
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    vllm_backend.open_vllm(SPEC, {"tensor_parallel_size": 2, "data_parallel_size": 0})
+    vllm_backend.open_vllm(SPEC, BackendConfig(tensor_parallel_size=2, data_parallel_size=0))
     assert engines[0][:2] == ("pool", ["0,1", "2,3"])
 
 
@@ -70,14 +68,14 @@ def test_starcoder2_layout_and_the_limits_of_a_node(engines: list[Any], monkeypa
     vllm_backend.open_vllm(SPEC, backend_runtime("experiment=starcoder2_15b"))
     assert engines[0][:2] == ("pool", ["4,5", "6,7", "0,1", "2,3"])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # one GPU: a single engine, in this process
-    vllm_backend.open_vllm(SPEC, {"tensor_parallel_size": 1, "data_parallel_size": 0})
+    vllm_backend.open_vllm(SPEC, BackendConfig(tensor_parallel_size=1, data_parallel_size=0))
     assert engines[1] == ("engine", "3")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     with pytest.raises(ValueError, match="needs 8 GPUs, 4 visible"):
-        vllm_backend.open_vllm(SPEC, {"tensor_parallel_size": 2, "data_parallel_size": 4})
+        vllm_backend.open_vllm(SPEC, BackendConfig(tensor_parallel_size=2, data_parallel_size=4))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with pytest.raises(ValueError, match="needs 2 GPUs, 1 visible"):
-        vllm_backend.open_vllm(SPEC, {"tensor_parallel_size": 2, "data_parallel_size": 0})
+        vllm_backend.open_vllm(SPEC, BackendConfig(tensor_parallel_size=2, data_parallel_size=0))
 
 
 def test_negative_data_parallel_is_refused_at_the_entry() -> None:

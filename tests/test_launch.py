@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from sca.launch import SubmititLauncher
 from sca.runner import run_plan
 from sca.step import Step
+from tests.helpers.steps import numbers_params
 from tests.test_step import numbers_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +25,12 @@ def test_killed_shard_is_retried_and_output_matches_one_process(
     run_plan([single], tmp_path / "single")
     expected = (single.out_dir(tmp_path / "single") / "records.jsonl").read_text()
 
-    sharded = Step(
-        single.name, single.fn, single.params,
-        runtime={**single.runtime, "die_once_shard": 1}, num_shards=3, where="subprocess",
-    )  # fmt: skip
+    params = dataclasses.replace(single.params, die_once_shard=1)
+    sharded = Step(single.name, single.fn, params, num_shards=3, where="subprocess")
     launcher = SubmititLauncher(folder=tmp_path / "submitit", cluster="local", max_retries=1, time_min=5)
     stats = run_plan([sharded], tmp_path / "sharded", launcher=launcher)["numbers"]
     out = sharded.out_dir(tmp_path / "sharded")
-    assert Path(str(single.runtime["calls_file"]) + ".died").exists(), "shard 1 was killed once"
+    assert Path(single.params.calls_file + ".died").exists(), "shard 1 was killed once"
     assert (out / "records.jsonl").read_text() == expected
     assert stats["in"] == 40
     # 3 first attempts + 1 retry of the killed shard; finished shards are not redone.
@@ -39,8 +39,8 @@ def test_killed_shard_is_retried_and_output_matches_one_process(
 
 def test_shards_that_keep_failing_fail_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    step = Step("numbers", "tests.helpers.steps:numbers", {"n": 30},
-                runtime={"calls_file": str(tmp_path / "calls"), "crash_after": 1}, num_shards=2)  # fmt: skip
+    params = numbers_params(30, tmp_path / "calls", crash_after=1)
+    step = Step("numbers", "tests.helpers.steps:numbers", params, num_shards=2)
     launcher = SubmititLauncher(folder=tmp_path / "submitit", cluster="local", max_retries=1, time_min=5)
     with pytest.raises(RuntimeError, match=r"shards \[0, 1\] still failing after 1 retries"):
         run_plan([step], tmp_path / "store", launcher=launcher)

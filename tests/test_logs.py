@@ -22,10 +22,11 @@ from sca.launch import StepFailed, make_launcher
 from sca.logs import setup_orchestrator
 from sca.step import Step
 from sca.runner import run_plan
+from tests.helpers.steps import NoisyParams
 store, params, verbose = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "1"
 cfg = to_config({"run": {"name": "t", "verbose": verbose}, "model": {"name_or_path": "m"}})
 setup_orchestrator(store / "run", verbose)
-step = Step("r0/noisy", "tests.helpers.steps:noisy", params, where="subprocess")
+step = Step("r0/noisy", "tests.helpers.steps:noisy", NoisyParams(**params), where="subprocess")
 try:
     run_plan([step], store, launcher=make_launcher(cfg))
 except StepFailed as e:
@@ -47,7 +48,7 @@ def step_log(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="children reach the terminal through /proc")
 def test_library_lines_go_to_the_step_log_and_sca_output_to_the_terminal(tmp_path: Path) -> None:
-    proc = orchestrate(tmp_path, {})
+    proc = orchestrate(tmp_path, {"fail": False})
     assert proc.returncode == 0, proc.stderr
     terminal = proc.stdout + proc.stderr
     for line in LIBRARY_LINES:
@@ -77,7 +78,7 @@ def test_output_redirected_to_a_file_keeps_every_writer_lines(tmp_path: Path) ->
     out = tmp_path / "terminal.txt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(out, "w") as f:
-        args = [sys.executable, "-c", SCRIPT, str(tmp_path / "s"), json.dumps({}), "0"]
+        args = [sys.executable, "-c", SCRIPT, str(tmp_path / "s"), json.dumps({"fail": False}), "0"]
         proc = subprocess.run(args, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=120)
     assert proc.returncode == 0
     text = out.read_text()
@@ -86,7 +87,7 @@ def test_output_redirected_to_a_file_keeps_every_writer_lines(tmp_path: Path) ->
 
 
 def test_verbose_shows_everything(tmp_path: Path) -> None:
-    proc = orchestrate(tmp_path, {}, verbose=True)
+    proc = orchestrate(tmp_path, {"fail": False}, verbose=True)
     assert proc.returncode == 0, proc.stderr
     for line in LIBRARY_LINES:
         assert line in proc.stdout + proc.stderr, line

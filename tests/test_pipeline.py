@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sca.pipeline import build_pipeline, eval_gate, split_rounds
+from sca.pipeline import build_pipeline
+from sca.rounds import eval_gate, split_rounds
 from sca.step import Step
 from tests.test_config import composed
 
@@ -63,16 +64,20 @@ def test_published_grading_reads_the_published_releases(tmp_path: Path, monkeypa
 
     default, published = plan(), plan("eval=evalplus_2024")
     step = published["r0/eval"]
-    assert step.runtime["humaneval_path"].endswith("HumanEvalPlus-v0.1.9.jsonl.gz")
-    assert step.params["eval"]["float_tolerance"] is False
+    assert step.params.benchmarks.paths["humaneval"].endswith("HumanEvalPlus-v0.1.9.jsonl.gz")
+    assert step.params.eval.float_tolerance is False
     for b in ("humaneval", "mbpp"):
         results = json.loads((REFERENCE / f"evalplus-starcoder2-15b-instruct-v0.1-{b}_eval_results.json").read_text())
-        assert step.params["data"][b] == results["hash"], "the data the published results were scored on"
+        assert step.params.benchmarks.hashes[b] == results["hash"], "the data the published results were scored on"
     # Decontamination reads the same files, so its steps follow the data too.
     assert all(published[n].key != default[n].key for n in ("seeds", "r0/sft_data", "base/eval", "r0/eval"))
 
     # A machine set up for evalplus (its override variables) needs no sca setting.
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(BENCHMARKS / "HumanEvalPlus-v0.1.9.jsonl.gz"))
     overridden = plan()
-    assert overridden["r0/eval"].params["data"]["humaneval"] == step.params["data"]["humaneval"]
-    assert overridden["r0/eval"].params["data"]["mbpp"] == default["r0/eval"].params["data"]["mbpp"]
+    hashes = {
+        name: plan.params.benchmarks.hashes
+        for name, plan in (("over", overridden["r0/eval"]), ("default", default["r0/eval"]))
+    }
+    assert hashes["over"]["humaneval"] == step.params.benchmarks.hashes["humaneval"]
+    assert hashes["over"]["mbpp"] == hashes["default"]["mbpp"]

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from sca.config import to_config
+from sca.config import EvalConfig, to_config
+from sca.eval.evalplus import EvalParams
 from sca.io import write_finished_step, write_json
 from sca.records import EvalSample, make_id
 from sca.report import collect, write_report
 from sca.scores import interval, paired, task_rates
 from sca.step import Step
+from tests.helpers.params import benchmark_files, llm_params
 
 
 def eval_step(store: Path, name: str, solved: dict[str, set[int]], n_tasks: int = 20) -> Step:
-    step = Step(name, "sca.eval.evalplus:run", {"seed": 0, "model": name})
+    step = Step(name, "sca.eval.evalplus:run", EvalParams(EvalConfig(), benchmark_files(), llm_params("m"), 0))
     records = [
         EvalSample(
             id=make_id(name, bench, str(t)), parent_id="", benchmark=bench, task_id=f"{prefix}/{t}", sample=0,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sca.config import ConfigError, to_config
-from sca.pipeline import build_pipeline, eval_gate
+from sca.pipeline import build_pipeline
+from sca.rounds import eval_gate
 from tests.test_config import composed
 
 

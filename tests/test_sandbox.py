@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sca.config import ConfigError, SandboxConfig
+from sca.config import SandboxConfig
 from sca.io import SUCCESS, iter_records
+from sca.params import type_name
 from sca.records import Execution, Response, make_id, to_json
 from sca.sandbox import BenchTask, Sandbox, SandboxUnavailable, execute_programs, probe
 from sca.sandbox import step as execute_step
 from sca.sandbox.codec import NonPlainOutput, decode, encode, equal
 from sca.sandbox.tiers import C_WARNING, require
-from sca.step import StepContext
+from sca.step import StepContext, run_shard
 
 FAST = SandboxConfig(timeout_s=1.0, rerun_timeouts=0, workers=2)
 ADD = "def add(a, b):\n    return a + b\n"
@@ -172,8 +174,8 @@ def _responses(tmp_path: Path) -> tuple[Path, list[Response]]:
 def _ctx(tmp_path: Path, src: Path, **params: Any) -> StepContext:
     out = tmp_path / "exec"
     out.mkdir(exist_ok=True)
-    sandbox = {"timeout_s": 0.5, "rerun_timeouts": 0, **params}
-    return StepContext("r0/executions", out, {"responses": src}, {"sandbox": sandbox}, {"workers": 2, "batch_size": 2})
+    sandbox = SandboxConfig(**{"timeout_s": 0.5, "rerun_timeouts": 0, "workers": 2, "batch_size": 2, **params})
+    return StepContext("r0/executions", out, {"responses": src}, execute_step.ExecutionsParams(sandbox))
 
 
 def test_step_writes_one_execution_per_response_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,6 +227,12 @@ def test_step_fails_loudly_on_persistent_infra(tmp_path: Path, force_tier: Any) 
 
 
 def test_step_rejects_unknown_sandbox_keys(tmp_path: Path) -> None:
+    """A spec.json whose sandbox params hold a key the typed params lack (hand-edited, or another version's)."""
     src, _ = _responses(tmp_path)
-    with pytest.raises(ConfigError, match="timeout_seconds"):
-        execute_step.run(_ctx(tmp_path, src, timeout_seconds=3))
+    ctx = _ctx(tmp_path, src)
+    params = {"sandbox": {**dataclasses.asdict(ctx.params.sandbox), "timeout_seconds": 3}}
+    spec = {"name": ctx.name, "fn": "sca.sandbox.step:run", "params": params, "params_type": type_name(ctx.params),
+            "inputs": {"responses": str(src)}, "num_shards": 1}  # fmt: skip
+    (ctx.out / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="timeout_seconds"):
+        run_shard(ctx.out)

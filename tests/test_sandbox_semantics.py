@@ -190,8 +190,8 @@ def test_step_records_strong_tests_and_counts_the_weak_share(tmp_path: Path) -> 
     def run(stub_check: bool, name: str) -> tuple[dict[str, Any], dict[str, Execution]]:
         out = tmp_path / name
         out.mkdir()
-        params = {"sandbox": {"timeout_s": 5.0, "rerun_timeouts": 0, "stub_check": stub_check}}
-        ctx = StepContext("r0/executions", out, {"responses": src}, params, {"workers": 2, "batch_size": 8})
+        sandbox = SandboxConfig(timeout_s=5.0, rerun_timeouts=0, stub_check=stub_check, workers=2, batch_size=8)
+        ctx = StepContext("r0/executions", out, {"responses": src}, execute_step.ExecutionsParams(sandbox))
         counters = execute_step.run(ctx)
         recs = [r for p in sorted(out.glob("records-*.jsonl")) for r in iter_records(p, Execution)]
         return counters, {r.parent_id: r for r in recs}

@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 
-from sca.config import SeedsConfig, hash_view
+from sca.benchmarks import BenchmarkFiles
+from sca.config import SeedsConfig
 from sca.generate import seed_mining, seeds
 from sca.generate.seed_mining import mining_params
+from sca.generate.seeds import SeedsParams
 from sca.io import MERGED, iter_records, read_records
 from sca.records import Seed
 from sca.runner import run_plan
 from sca.step import Step, StepContext
+from tests.helpers.params import benchmark_files
 
 FILTERS = seeds.Filters(
     max_lines=12,
@@ -205,17 +208,13 @@ def write_tree(root: Path, n: int = 8) -> Path:
     return src
 
 
-def ctx_for(out: Path, src: Path, **over: Any) -> StepContext:
-    cfg = hash_view(SeedsConfig(source="dir", paths=[str(src)], decontaminate=False, dedup_threshold=0.9))
-    cfg.update(over)
+def ctx_for(out: Path, src: Path, files: BenchmarkFiles | None = None, **over: Any) -> StepContext[SeedsParams]:
+    fields = {"source": "dir", "paths": [str(src)], "decontaminate": False, "dedup_threshold": 0.9, "workers": 1,
+              "typecheck_batch_size": 3}  # fmt: skip
+    cfg = SeedsConfig(**{**fields, **over})
     out.mkdir(parents=True, exist_ok=True)  # the runner creates it
-    return StepContext(
-        name="seeds",
-        out=out,
-        inputs={},
-        params={"seeds": cfg, "seed": 0},
-        runtime={"workers": 1, "typecheck_batch_size": 3, "humaneval_path": "", "mbpp_path": ""},
-    )
+    files = files or benchmark_files(hashed=cfg.decontaminate)
+    return StepContext(name="seeds", out=out, inputs={}, params=SeedsParams(cfg, files, 0))
 
 
 def output(out: Path) -> list[str]:
@@ -270,13 +269,8 @@ def longest(strings: list) -> str:
             return s
 '''
     (src / "pkg" / "planted.py").write_text(planted)
-    ctx = ctx_for(tmp_path / "out", src, decontaminate=True, typecheck=False)
-    ctx = StepContext(
-        **{
-            **ctx.__dict__,
-            "runtime": {**ctx.runtime, "humaneval_path": str(humaneval_plus_path), "mbpp_path": str(mbpp_plus_path)},
-        }
-    )
+    files = benchmark_files(str(humaneval_plus_path), str(mbpp_plus_path))
+    ctx = ctx_for(tmp_path / "out", src, files, decontaminate=True, typecheck=False)
     counters = seeds.run(ctx)
     assert counters["dropped_contaminated"] == 1
     assert "longest" not in "".join(output(tmp_path / "out"))
@@ -347,10 +341,8 @@ def the_stack(root: Path, files: int = 3, rows: int = 4) -> Path:
 
 
 def mined_step(dataset: Path, shards: int, **over: Any) -> Step:
-    cfg = hash_view(SeedsConfig(source="hf", hf_dataset=str(dataset), hf_data_dir="data/python"))
-    cfg.update(over)
-    return Step("mined_seeds", "sca.generate.seed_mining:run", {"seeds": mining_params(cfg)}, runtime={"workers": 1},
-                num_shards=shards)  # fmt: skip
+    cfg = SeedsConfig(**{"source": "hf", "hf_dataset": str(dataset), "hf_data_dir": "data/python", "workers": 1, **over})
+    return Step("mined_seeds", "sca.generate.seed_mining:run", mining_params(cfg), num_shards=shards)
 
 
 def test_hf_source_streams_the_data_dir_of_a_dataset(tmp_path: Path) -> None:
@@ -406,11 +398,8 @@ def test_sharded_mining_feeds_the_global_step_like_one_process(tmp_path: Path) -
     (src / "pkg" / "zcopy.py").write_text((src / "pkg" / "mod0.py").read_text())  # an exact duplicate
     inline_ctx = ctx_for(tmp_path / "inline", src, typecheck=False)
     inline = seeds.run(inline_ctx)
-    cfg = dict(inline_ctx.params["seeds"])
-    mined = Step("mined_seeds", "sca.generate.seed_mining:run", {"seeds": mining_params(cfg)},
-                 runtime={"workers": 1}, num_shards=3)  # fmt: skip
-    final = Step("seeds", "sca.generate.seeds:run", {"seeds": cfg, "seed": 0}, {"mined": mined},
-                 runtime=inline_ctx.runtime)  # fmt: skip
+    mined = Step("mined_seeds", "sca.generate.seed_mining:run", mining_params(inline_ctx.params.seeds), num_shards=3)
+    final = Step("seeds", "sca.generate.seeds:run", inline_ctx.params, {"mined": mined})
     stats = run_plan([mined, final], tmp_path / "store")
     assert stats["seeds"]["dropped_duplicate"] == inline["dropped_duplicate"] == 1
     assert (stats["seeds"]["found"], stats["seeds"]["kept"]) == (inline["found"], inline["kept"]) == (10, 9)
@@ -423,19 +412,8 @@ def test_sharded_mining_feeds_the_global_step_like_one_process(tmp_path: Path) -
 def test_stdlib_default_mines_hundreds_of_clean_seeds(
     tmp_path: Path, humaneval_plus_path: Path, mbpp_plus_path: Path
 ) -> None:
-    cfg = hash_view(SeedsConfig())
-    ctx = StepContext(
-        name="seeds",
-        out=tmp_path,
-        inputs={},
-        params={"seeds": cfg, "seed": 0},
-        runtime={
-            "workers": 2,
-            "typecheck_batch_size": 250,
-            "humaneval_path": str(humaneval_plus_path),
-            "mbpp_path": str(mbpp_plus_path),
-        },
-    )
+    files = benchmark_files(str(humaneval_plus_path), str(mbpp_plus_path))
+    ctx = StepContext(name="seeds", out=tmp_path, inputs={}, params=SeedsParams(SeedsConfig(workers=2), files, 0))
     counters = seeds.run(ctx)
     assert counters["kept"] > 200
     assert not (tmp_path / MERGED).exists()  # merging is the runner's job

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,17 +17,13 @@ from sca.io import Journal, read_records
 from sca.records import Seed
 from sca.runner import StepLocked, execute, plan_status, run_plan, step_lock
 from sca.step import Step
+from tests.helpers.steps import NumbersParams, numbers_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def numbers_step(tmp_path: Path, n: int = 20, **runtime: object) -> Step:
-    return Step(
-        "numbers",
-        "tests.helpers.steps:numbers",
-        {"n": n},
-        runtime={"calls_file": str(tmp_path / "calls"), **runtime},
-    )
+def numbers_step(tmp_path: Path, n: int = 20, **runtime: Any) -> Step[NumbersParams]:
+    return Step("numbers", "tests.helpers.steps:numbers", numbers_params(n, tmp_path / "calls", **runtime))
 
 
 def calls(tmp_path: Path) -> int:
@@ -56,7 +53,8 @@ def test_finished_step_is_a_cache_hit(tmp_path: Path) -> None:
         "_DONE-00000", "_SUCCESS", "progress-00000.jsonl", "records-00000.jsonl", "records.jsonl", "spec.json", "stats.json",
     ]  # fmt: skip
     spec = json.loads((out / "spec.json").read_text())
-    assert spec["params"] == {"n": 20} and "packages" in spec and "git" in spec
+    assert spec["hashed"] == {"n": 20} and "packages" in spec and "git" in spec
+    assert spec["params"]["calls_file"] == str(tmp_path / "calls"), "runtime fields travel, unhashed"
     second = run_plan(steps, store)
     assert calls(tmp_path) == 1, "a cached step must not run again"
     assert second["numbers"]["cached"] == 1 and first["numbers"]["cached"] == 0
@@ -174,7 +172,7 @@ def test_subprocess_step_and_dependency_flow(tmp_path: Path, monkeypatch: pytest
 def test_shards_merge_to_the_single_process_output(tmp_path: Path) -> None:
     one = numbers_step(tmp_path, n=40)
     run_plan([one], tmp_path / "one")
-    sharded = Step(one.name, one.fn, one.params, runtime=one.runtime, num_shards=3)
+    sharded = Step(one.name, one.fn, one.params, num_shards=3)
     assert sharded.key == one.key
     stats = run_plan([sharded], tmp_path / "three")["numbers"]
     out = sharded.out_dir(tmp_path / "three")

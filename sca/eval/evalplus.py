@@ -1,8 +1,7 @@
 """The eval step: generate solutions for HumanEval+ / MBPP+ with any backend, then score them with EvalPlus.
 
-``params = {"eval": hash_view(EvalConfig), "data": {bench: evalplus hash}, "llm": {...}, "seed": int}``;
-``runtime = {"backend": {...}, "cache": str, "humaneval_path": str, "mbpp_path": str, "workers": int}``;
-``inputs = {}`` (a named model) or ``{"model": <train step dir>}`` (``llm.model = {"from_step": ...}``).
+Params: :class:`EvalParams`. Inputs: none (a named model) or ``{"model": <train step dir>}``
+(``llm.trained_by`` names that step).
 
 Two resumable phases, each through its own journal: samples go to ``samples/`` per generation batch,
 then verdicts go to the step's records per scoring batch, so a crash loses at most one batch of either.
@@ -16,15 +15,17 @@ import dataclasses
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sca.benchmarks import Benchmark, load_benchmark, resolve_path
+from sca.benchmarks import Benchmark, BenchmarkFiles, load_benchmark
+from sca.config import EvalConfig
 from sca.eval.extract import extract_code
 from sca.eval.prompts import answer_text, build_request
 from sca.eval.scoring import Grading, Scorer, Verdict, summarize
 from sca.io import Journal, iter_records, shard_name, write_json
-from sca.llm.contract import is_chat, request_seed
+from sca.llm.contract import LLMParams, request_seed
 from sca.llm.registry import open_backend
 from sca.progress import bar, console, table
 from sca.records import EvalSample, make_id
@@ -33,6 +34,15 @@ from sca.step import StepContext
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SCORE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    eval: EvalConfig
+    benchmarks: BenchmarkFiles
+    """The benchmarks of ``eval.benchmarks``: their content hashes and files."""
+    llm: LLMParams
+    seed: int
 
 
 def task_key(benchmark: str, task_id: str) -> str:
@@ -45,58 +55,48 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
-def load_benchmarks(
-    cfg: Mapping[str, Any], runtime: Mapping[str, Any], data: Mapping[str, str] | None = None
-) -> dict[str, Benchmark]:
-    """The selected tasks of each benchmark; ``data`` (the step's hashed view of the files) must match them."""
-    cache = str(runtime.get("cache", "~/.cache/sca"))
+def load_benchmarks(cfg: EvalConfig, files: BenchmarkFiles) -> dict[str, Benchmark]:
+    """The selected tasks of each benchmark; the files must still have the content the step was planned for."""
     out = {}
-    for name in cfg["benchmarks"]:
-        path = resolve_path(name, str(runtime.get(f"{name}_path", "") or ""), cache, runtime.get(f"{name}_version", ""))
+    for name in cfg.benchmarks:
+        path = files.resolve(name)
         bench = load_benchmark(name, path)
-        planned = (data or {}).get(name)
-        if planned and not planned.startswith("release:") and planned != bench.data_hash:
+        planned = files.hashes[name]
+        if not planned.startswith("release:") and planned != bench.data_hash:
             raise ValueError(
                 f"{path}: evalplus hash {bench.data_hash}, but this step was planned for {name} data with hash "
                 f"{planned}; the file changed after planning (or a download differs from the release): re-run"
             )
-        out[name] = bench.select(int(cfg.get("limit", 0)), cfg.get("task_ids", []))
+        out[name] = bench.select(cfg.limit, cfg.task_ids)
     known = {t for b in out.values() for t in b.problems}
-    unknown = sorted(set(cfg.get("task_ids", [])) - known)
+    unknown = sorted(set(cfg.task_ids) - known)
     if unknown:
         raise ValueError(f"eval.task_ids names tasks in none of the benchmarks {list(out)}: {unknown}")
     return out
 
 
-def generate(ctx: StepContext, benchmarks: Mapping[str, Benchmark]) -> Path:
+def generate(ctx: StepContext[EvalParams], benchmarks: Mapping[str, Benchmark]) -> Path:
     """Phase 1: samples for every task this shard owns, committed per batch. Returns the samples file."""
-    cfg, llm = ctx.params["eval"], ctx.params["llm"]
-    chat = is_chat(llm["model"])
-    sampling = {
-        "n": int(cfg.get("n_samples", 1)),
-        "temperature": float(cfg.get("temperature", 0.0)),
-        "top_p": float(cfg.get("top_p", 1.0)),
-        "max_tokens": int(cfg.get("max_tokens", 768)),
-    }
+    cfg, llm = ctx.params.eval, ctx.params.llm
+    sampling = {"n": cfg.n_samples, "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
     samples_dir = ctx.out / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(b, t) for b, bench in benchmarks.items() for t in bench.problems if ctx.mine(task_key(b, t))]
     with Journal(samples_dir, ctx.shard) as journal:
         todo = [(b, t) for b, t in tasks if task_key(b, t) not in journal.done]
         if todo:
-            backend = open_backend(llm, ctx.runtime, ctx.inputs)
-            batch_size = int(ctx.runtime.get("backend", {}).get("batch_size", 64))
+            backend = open_backend(llm, ctx.inputs)
             try:
                 with bar(len(tasks), f"{ctx.name} generate", unit="task", initial=len(tasks) - len(todo)) as progress:
-                    for batch in batches(todo, batch_size):
+                    for batch in batches(todo, llm.backend.batch_size):
                         requests = [
                             build_request(
                                 b,
                                 benchmarks[b].problems[t],
-                                chat,
-                                request_seed(int(ctx.params["seed"]), f"{b}:{t}", "eval"),
+                                llm.chat,
+                                request_seed(ctx.params.seed, f"{b}:{t}", "eval"),
                                 sampling,
-                                bool(cfg.get("prefix_prompt", False)),
+                                cfg.prefix_prompt,
                             )
                             for b, t in batch
                         ]
@@ -132,16 +132,16 @@ def sample_record(
     )
 
 
-def score(ctx: StepContext, benchmarks: Mapping[str, Benchmark], samples_file: Path) -> Counter[str]:
+def score(ctx: StepContext[EvalParams], benchmarks: Mapping[str, Benchmark], samples_file: Path) -> Counter[str]:
     """Phase 2: EvalPlus verdicts for every generated sample, committed per batch."""
-    cfg = ctx.params["eval"]
+    cfg = ctx.params.eval
     grading = Grading(
-        min_time_limit=float(cfg.get("min_time_limit", 1.0)),
-        gt_time_limit_factor=float(cfg.get("gt_time_limit_factor", 4.0)),
-        max_memory_gb=float(cfg.get("max_memory_gb", 4.0)),
-        float_tolerance=bool(cfg.get("float_tolerance", True)),
+        min_time_limit=cfg.min_time_limit,
+        gt_time_limit_factor=cfg.gt_time_limit_factor,
+        max_memory_gb=cfg.max_memory_gb,
+        float_tolerance=cfg.float_tolerance,
     )
-    cache = Path(str(ctx.runtime.get("cache", "~/.cache/sca"))).expanduser()
+    cache = Path(ctx.params.benchmarks.cache).expanduser()
     samples = list(iter_records(samples_file, EvalSample)) if samples_file.exists() else []
     with ctx.journal() as journal:
         todo = [s for s in samples if s.id not in journal.done]
@@ -149,7 +149,7 @@ def score(ctx: StepContext, benchmarks: Mapping[str, Benchmark], samples_file: P
             mine = [s for s in todo if s.benchmark == name]
             if not mine:
                 continue
-            with Scorer(bench, cache, grading, int(ctx.runtime.get("workers", 0))) as scorer:
+            with Scorer(bench, cache, grading, cfg.workers) as scorer:
                 for batch in batches(mine, SCORE_BATCH):
                     verdicts = scorer.score([(s.task_id, s.solution) for s in batch], desc=f"{ctx.name} {name}")
                     scored = [
@@ -177,8 +177,8 @@ def scores_of(records: Sequence[EvalSample]) -> dict[str, dict[str, float]]:
     return {name: summarize(tasks) for name, tasks in sorted(by_task.items())}
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    benchmarks = load_benchmarks(ctx.params["eval"], ctx.runtime, ctx.params.get("data"))
+def run(ctx: StepContext[EvalParams]) -> dict[str, float]:
+    benchmarks = load_benchmarks(ctx.params.eval, ctx.params.benchmarks)
     samples_file = generate(ctx, benchmarks)
     counters: dict[str, float] = dict(score(ctx, benchmarks, samples_file))
     # Every shard rewrites scores.json from all shards' records so far: the last one to finish sees them all.

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sca.benchmarks import DATASETS, Benchmark, load_benchmark, resolve_path
+from sca.config import DEFAULT_CACHE
 from sca.eval.scoring import Grading, Scorer, Verdict, summarize
 from sca.io import atomic_write_text
 from sca.progress import console, table
@@ -66,7 +67,7 @@ def evaluate(
     samples: Path,
     data: str = "",
     out: Path | None = None,
-    cache: Path = Path("~/.cache/sca"),
+    cache: Path = Path(DEFAULT_CACHE),
     grading: Grading | None = None,
     workers: int = 0,
     base_only: bool = False,
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--version", default="", help="the release to download without --data (default: evalplus 0.3.1's)")
     p.add_argument("--out", type=Path, default=None, help="results file (default <samples>_eval_results.json)")
-    p.add_argument("--cache", type=Path, default=Path("~/.cache/sca"), help="ground truth and downloads")
+    p.add_argument("--cache", type=Path, default=Path(DEFAULT_CACHE), help="ground truth and downloads")
     p.add_argument("--workers", type=int, default=0, help="test processes; 0 = one per core")
     p.add_argument("--base-only", action="store_true", help="only the original tests")
     p.add_argument("--partial", action="store_true", help="allow samples that cover only some tasks")

@@ -26,7 +26,10 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sca.benchmarks import BenchmarkFiles
 
 BENCHMARKS = ("humaneval", "mbpp")
 _TOKEN = re.compile(r"\w+")
@@ -162,13 +165,13 @@ class Decontaminator:
         return self.check_exact(text, ws) or self.check_ngram(text, ws)
 
 
-def load_decontaminator(benchmarks: Sequence[str], runtime: Mapping[str, Any], ngram: int = 10) -> Decontaminator:
-    """The benchmarks' texts, from the files (or releases) a step's runtime names (``benchmarks.benchmark_paths``)."""
+def load_decontaminator(files: BenchmarkFiles, ngram: int = 10) -> Decontaminator:
+    """The texts of every benchmark in ``files``, read from its file (or release)."""
     texts = load_benchmark_texts(
-        benchmarks,
-        str(runtime.get("humaneval_path", "")),
-        str(runtime.get("mbpp_path", "")),
-        str(runtime.get("cache", "~/.cache/sca")),
-        {b: str(runtime.get(f"{b}_version", "")) for b in benchmarks},
+        list(files.hashes),
+        files.paths["humaneval"],
+        files.paths["mbpp"],
+        files.cache,
+        files.versions,
     )
     return Decontaminator(texts, ngram=ngram)

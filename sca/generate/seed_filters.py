@@ -18,9 +18,9 @@ import re
 import symtable
 import tokenize
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -207,11 +207,22 @@ def _check(
     return "", code
 
 
-def filters_of(cfg: Mapping[str, Any]) -> Filters:
-    if cfg["max_lines"] < 1:
-        raise ValueError(f"generate.seeds.max_lines={cfg['max_lines']} must be >= 1")
+class FilterSettings(Protocol):
+    """The seed-filter knobs (``SeedsConfig`` and the mining step's params both have them)."""
+
+    @property
+    def max_lines(self) -> int: ...
+    @property
+    def banned_words(self) -> Sequence[str]: ...
+    @property
+    def banned_imports(self) -> Sequence[str]: ...
+
+
+def filters_of(cfg: FilterSettings) -> Filters:
+    if cfg.max_lines < 1:
+        raise ValueError(f"generate.seeds.max_lines={cfg.max_lines} must be >= 1")
     return Filters(
-        max_lines=int(cfg["max_lines"]),
-        banned_words=frozenset(w.lower() for w in cfg["banned_words"]),
-        banned_imports=frozenset(cfg["banned_imports"]),
+        max_lines=cfg.max_lines,
+        banned_words=frozenset(w.lower() for w in cfg.banned_words),
+        banned_imports=frozenset(cfg.banned_imports),
     )

@@ -12,30 +12,47 @@ whole, a finished one never. The global filters (exact and near duplicates, deco
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sca.config import SeedsConfig
 from sca.generate.seed_filters import Candidate, Filters, filters_of, mine_module
 from sca.io import Journal, shard_of
+from sca.params import runtime_field
 from sca.progress import bar, print_counters
 from sca.records import Seed, make_id
 from sca.step import StepContext
 
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "test_support"}
 FILES_PER_COMMIT = 64  # file sources: small units, committed in groups so the journal stays small
-MINING_KEYS = ("source", "paths", "hf_dataset", "hf_config", "hf_data_dir", "hf_split", "hf_column", "max_lines",
-               "banned_words", "banned_imports")  # fmt: skip
 
 
-def mining_params(seeds: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the seeds config that decides what is mined (the ``mined_seeds`` step's params)."""
-    return {k: seeds[k] for k in MINING_KEYS}
+@dataclass(frozen=True)
+class MiningParams:
+    """The part of ``generate.seeds`` that decides what is mined: changing a later filter does not re-mine."""
+
+    source: str
+    paths: list[str]
+    hf_dataset: str
+    hf_config: str | None
+    hf_data_dir: str | None
+    hf_split: str
+    hf_column: str
+    max_lines: int
+    banned_words: list[str]
+    banned_imports: list[str]
+    workers: int = runtime_field()
+
+
+def mining_params(seeds: SeedsConfig) -> MiningParams:
+    return MiningParams(**{f.name: getattr(seeds, f.name) for f in dataclasses.fields(MiningParams)})
 
 
 @dataclass(frozen=True)
@@ -89,21 +106,19 @@ def dir_files(paths: Sequence[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def _load(unit: HFUnit | Mapping[str, Any]) -> Any:
+def _load(unit: HFUnit) -> Any:
     """The streamed dataset (needs the network or a local HF cache, or a local folder of data files)."""
     import datasets
 
-    u = unit if isinstance(unit, Mapping) else unit.__dict__
-    return datasets.load_dataset(u["dataset"], name=u["config"], data_dir=u["data_dir"], split=u["split"],
+    return datasets.load_dataset(unit.dataset, name=unit.config, data_dir=unit.data_dir, split=unit.split,
                                  streaming=True)  # fmt: skip
 
 
-def hf_units(cfg: Mapping[str, Any]) -> list[HFUnit]:
+def hf_units(cfg: MiningParams) -> list[HFUnit]:
     """One unit per data file: resolving the file list reads no rows."""
-    where = {"dataset": cfg["hf_dataset"], "config": cfg["hf_config"], "data_dir": cfg["hf_data_dir"],
-             "split": cfg["hf_split"]}  # fmt: skip
-    count = int(_load(where).num_shards)
-    return [HFUnit(**where, column=cfg["hf_column"], index=i, count=count) for i in range(count)]
+    first = HFUnit(cfg.hf_dataset, cfg.hf_config, cfg.hf_data_dir, cfg.hf_split, cfg.hf_column, index=0, count=1)
+    count = int(_load(first).num_shards)
+    return [dataclasses.replace(first, index=i, count=count) for i in range(count)]
 
 
 def hf_modules(unit: HFUnit) -> Iterator[tuple[str, Any]]:
@@ -148,23 +163,23 @@ def _mine_hf(unit: HFUnit, filters: Filters) -> Work:
     return [unit.id], found, counts
 
 
-def work_items(cfg: Mapping[str, Any], shard: int, num_shards: int, done: set[str]) -> tuple[list[Any], int]:
+def work_items(cfg: MiningParams, shard: int, num_shards: int, done: set[str]) -> tuple[list[Any], int]:
     """This shard's pending work items (file groups or data files) and its number of units in all."""
-    if cfg["source"] == "hf":
+    if cfg.source == "hf":
         units = [u for u in hf_units(cfg) if u.index % num_shards == shard]
         return [u for u in units if u.id not in done], len(units)
-    files = stdlib_files() if cfg["source"] == "stdlib" else dir_files(cfg["paths"])
+    files = stdlib_files() if cfg.source == "stdlib" else dir_files(cfg.paths)
     mine = [f for f in files if shard_of(make_id(f[0]), num_shards) == shard]
     todo = [f for f in mine if f[0] not in done]
     return [todo[i : i + FILES_PER_COMMIT] for i in range(0, len(todo), FILES_PER_COMMIT)], len(mine)
 
 
-def mine_into(journal: Journal, cfg: Mapping[str, Any], shard: int, num_shards: int, workers: int) -> None:
+def mine_into(journal: Journal, cfg: MiningParams, shard: int, num_shards: int) -> None:
     """Mine this shard's pending units into ``journal``, one commit per work item, in completion order."""
     filters = filters_of(cfg)
     items, total = work_items(cfg, shard, num_shards, journal.done)
-    work = partial(_mine_hf if cfg["source"] == "hf" else _mine_files, filters=filters)
-    workers = max(1, min(workers, len(items)))
+    work = partial(_mine_hf if cfg.source == "hf" else _mine_files, filters=filters)
+    workers = max(1, min(workers_of(cfg.workers), len(items)))
     with bar(total, f"seeds: mine (shard {shard + 1}/{num_shards})", unit="unit", initial=total - _units(items)) as pb:
         results: Iterable[Work]
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
@@ -194,10 +209,10 @@ def workers_of(n: int) -> int:
     return n if n > 0 else len(os.sched_getaffinity(0))
 
 
-def run(ctx: StepContext) -> dict[str, float]:
+def run(ctx: StepContext[MiningParams]) -> dict[str, float]:
     journal = ctx.journal()
     try:
-        mine_into(journal, ctx.params["seeds"], ctx.shard, ctx.num_shards, workers_of(int(ctx.runtime["workers"])))
+        mine_into(journal, ctx.params, ctx.shard, ctx.num_shards)
     finally:
         journal.close()
     print_counters(f"mined seeds, shard {ctx.shard + 1}/{ctx.num_shards}", journal.counters)

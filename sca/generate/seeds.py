@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sca.benchmarks import BenchmarkFiles
+from sca.config import SeedsConfig
 from sca.generate.dedup import near_dedup
 from sca.generate.seed_filters import (  # noqa: F401 - re-exported: the seed filters' public names
     Candidate,
@@ -40,7 +42,7 @@ from sca.generate.seed_filters import (  # noqa: F401 - re-exported: the seed fi
     returns_value,
     token_words,
 )
-from sca.generate.seed_mining import dir_files, mine_into, stdlib_files, workers_of  # noqa: F401
+from sca.generate.seed_mining import dir_files, mine_into, mining_params, stdlib_files, workers_of  # noqa: F401
 from sca.io import MERGED, SUCCESS, Journal, iter_records
 from sca.progress import bar, print_counters
 from sca.records import Seed
@@ -50,6 +52,15 @@ log = logging.getLogger(__name__)
 
 TYPECHECK_TIMEOUT_S = 600
 SEED_NGRAM = 5  # word shingles for seed near-dedup
+
+
+@dataclass(frozen=True)
+class SeedsParams:
+    seeds: SeedsConfig
+    """With the judge on, ``limit`` is 0 here: the judge applies it to what it approves (the final count)."""
+    benchmarks: BenchmarkFiles
+    """What seeds are decontaminated against (none when ``seeds.decontaminate`` is off)."""
+    seed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +189,7 @@ def _reason(c: Checked) -> str:
 # ---------------------------------------------------------------- the step
 
 
-def mined(ctx: StepContext, workers: int) -> tuple[Iterator[Seed], Counter[str]]:
+def mined(ctx: StepContext[SeedsParams]) -> tuple[Iterator[Seed], Counter[str]]:
     """The mined candidates (duplicates included) and the mining counters this step reports."""
     if "mined" in ctx.inputs:
         step = ctx.inputs["mined"]
@@ -190,20 +201,19 @@ def mined(ctx: StepContext, workers: int) -> tuple[Iterator[Seed], Counter[str]]
                                                            if k in stats})  # fmt: skip
     (ctx.out / "mined").mkdir(exist_ok=True)
     with Journal(ctx.out / "mined") as journal:
-        mine_into(journal, ctx.params["seeds"], 0, 1, workers)
+        mine_into(journal, mining_params(ctx.params.seeds), 0, 1)
     return iter_records(journal.records_path, Seed), Counter(journal.counters)
 
 
-def run(ctx: StepContext) -> dict[str, float]:
+def run(ctx: StepContext[SeedsParams]) -> dict[str, float]:
     if ctx.num_shards != 1:
         raise ValueError("the seeds step is global (dedup, sampling) and runs as one shard; mined_seeds is sharded")
-    cfg, seed = ctx.params["seeds"], int(ctx.params["seed"])
+    cfg, seed = ctx.params.seeds, ctx.params.seed
     journal = ctx.journal()
     if journal.done:  # the final commit happened: nothing left to do
         journal.close()
         return dict(journal.counters)
-    workers = workers_of(int(ctx.runtime["workers"]))
-    found, counts = mined(ctx, workers)
+    found, counts = mined(ctx)
 
     unique: dict[str, Seed] = {}
     n = 0
@@ -213,21 +223,21 @@ def run(ctx: StepContext) -> dict[str, float]:
             unique[c.id] = c
     counts["dropped_duplicate"] += n - len(unique)
 
-    if cfg["decontaminate"]:
+    if cfg.decontaminate:
         from sca.generate.decontam import load_decontaminator
 
-        decon = load_decontaminator(["humaneval", "mbpp"], ctx.runtime, ngram=int(cfg["decontam_ngram"]))
+        decon = load_decontaminator(ctx.params.benchmarks, ngram=cfg.decontam_ngram)
         for sid in sorted(unique):
             if decon.check(unique[sid].code):
                 counts["dropped_contaminated"] += 1
                 del unique[sid]
 
-    if cfg["typecheck"]:
+    if cfg.typecheck:
         ok = run_typecheck(
             ctx.out / "typecheck",
             {sid: c.code for sid, c in unique.items()},
-            int(ctx.runtime["typecheck_batch_size"]),
-            workers,
+            cfg.typecheck_batch_size,
+            workers_of(cfg.workers),
         )
         for sid in sorted(unique):
             if ok[sid]:
@@ -235,13 +245,13 @@ def run(ctx: StepContext) -> dict[str, float]:
                 del unique[sid]
 
     ids = sorted(unique)
-    keep = near_dedup([unique[i].code for i in ids], cfg["dedup_threshold"], cfg["dedup_num_perm"], SEED_NGRAM, seed)
+    keep = near_dedup([unique[i].code for i in ids], cfg.dedup_threshold, cfg.dedup_num_perm, SEED_NGRAM, seed)
     counts["dropped_near_duplicate"] += len(ids) - len(keep)
     ids = [ids[i] for i in keep]
 
-    if cfg["limit"] and len(ids) > cfg["limit"]:
-        counts["dropped_limit"] += len(ids) - cfg["limit"]
-        ids = sorted(random.Random(f"{seed}:seeds").sample(ids, cfg["limit"]))
+    if cfg.limit and len(ids) > cfg.limit:
+        counts["dropped_limit"] += len(ids) - cfg.limit
+        ids = sorted(random.Random(f"{seed}:seeds").sample(ids, cfg.limit))
 
     records = [unique[i] for i in ids]
     counts["kept"] = len(records)

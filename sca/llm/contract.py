@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sca.models import load_tokenizer, model_path, render_prompt
+from sca.config import BackendConfig, ModelConfig
+from sca.models import load_tokenizer, render_prompt, resolve_model
+from sca.params import runtime_field
 
 
 @dataclass(frozen=True)
@@ -114,18 +116,35 @@ class ModelSpec:
             raise BackendError(f"llm.model {self.name!r}: cannot load a tokenizer from {self.path!r}: {e}") from e
 
 
-def is_chat(model: Mapping[str, Any]) -> bool:
-    """Whether prompts go through the chat template. A trained checkpoint (``from_step``) was fine-tuned on
-    chat-templated text, so it is a chat model unless its spec says otherwise."""
-    return bool(model.get("chat", "from_step" in model))
+@dataclass(frozen=True)
+class LLMParams:
+    """The ``llm`` field of a generating or evaluating step: which weights, through which backend."""
+
+    backend: BackendConfig
+    model: ModelConfig
+    """The configured model; with ``trained_by`` set, the base that step fine-tuned."""
+    trained_by: str
+    """"" = load ``model.name_or_path``; else the train (or RL) step whose checkpoint is loaded: that step is
+    the input named ``model``, and its weights are ``<dir>/model``."""
+    chat: bool
+    """Prompts go through the chat template. A fine-tuned checkpoint learned chat-templated text, so the
+    planner sets this for every trained model; a base model follows ``model.chat``."""
+    cache: str = runtime_field()
+    """Where embedded models are converted (paths.cache)."""
 
 
-def model_spec(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> ModelSpec:
-    if "model" not in llm:
-        raise ValueError(f"llm params need a 'model' entry, got keys {sorted(llm)}")
-    model = llm["model"]
-    path = model_path(model, inputs, str(runtime.get("cache", "~/.cache/sca")))
-    name = str(model.get("name_or_path", model.get("from_step", path)))
+def checkpoint_path(llm: LLMParams, inputs: Mapping[str, Path]) -> str:
+    """The loadable path: the configured model, or the checkpoint the ``trained_by`` step produced."""
+    if not llm.trained_by:
+        return resolve_model(llm.model.name_or_path, llm.cache)
+    if "model" not in inputs:
+        raise KeyError(f"llm.trained_by={llm.trained_by!r} needs that step as the input 'model'")
+    return str(Path(inputs["model"]) / "model")
+
+
+def model_spec(llm: LLMParams, inputs: Mapping[str, Path]) -> ModelSpec:
+    path = checkpoint_path(llm, inputs)
+    name = llm.trained_by or llm.model.name_or_path
     # A path that looks local but is missing would otherwise surface as a confusing hub lookup error.
     looks_local = path.startswith(("/", ".", "~")) or Path(path).exists()
     if looks_local and not Path(path).expanduser().is_dir():
@@ -133,13 +152,18 @@ def model_spec(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mappi
     return ModelSpec(
         path=str(Path(path).expanduser()) if looks_local else path,
         name=name,
-        revision=model.get("revision"),
-        dtype=str(model.get("dtype", "auto")),
-        max_model_len=int(model.get("max_model_len", 4096)),
-        chat_template=model.get("chat_template"),
+        revision=None if llm.trained_by else llm.model.revision,
+        dtype=llm.model.dtype,
+        max_model_len=llm.model.max_model_len,
+        # A checkpoint carries the template it was trained with; a base model may have one configured.
+        chat_template=None if llm.trained_by else llm.model.chat_template,
     )
 
 
 def request_seed(seed: int, record_id: str, stage: str) -> int:
     """Per-request sampling seed: independent of batching, sharding and resume points."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{record_id}:{stage}".encode()).digest()[:4], "big")
+
+
+def is_chat(model: Mapping[str, Any]) -> bool:  # TRANSITION: removed once every stage takes LLMParams
+    return bool(model.get("chat", "from_step" in model))

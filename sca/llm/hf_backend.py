@@ -13,7 +13,7 @@ stops share a batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from sca.config import BackendConfig
 from sca.llm.contract import BackendError, Completion, ModelSpec, Request, check_requests, encode, sample_seed, too_long
 
 
@@ -88,9 +89,9 @@ class _RowStop(StoppingCriteria):
 
 
 class HFBackend:
-    def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
+    def __init__(self, spec: ModelSpec, backend: BackendConfig) -> None:
         self.spec = spec
-        self.batch_size = int(runtime.get("batch_size", 16))
+        self.batch_size = backend.batch_size
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = spec.tokenizer()
         self.tokenizer.padding_side = "left"

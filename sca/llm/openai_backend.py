@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from sca.config import BackendConfig
 from sca.llm.contract import (
     BackendError,
     Completion,
@@ -42,12 +43,12 @@ TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 
 class OpenAIBackend:
-    def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
+    def __init__(self, spec: ModelSpec, backend: BackendConfig) -> None:
         self.spec = spec
-        self.base_url = str(runtime.get("base_url", "http://127.0.0.1:8000/v1")).rstrip("/")
-        self.max_concurrency = int(runtime.get("max_concurrency", 64))
-        self.retries = int(runtime.get("retries", 5))
-        key = os.environ.get(str(runtime.get("api_key_env", "OPENAI_API_KEY")), "EMPTY")
+        self.base_url = backend.base_url.rstrip("/")
+        self.max_concurrency = backend.max_concurrency
+        self.retries = backend.retries
+        key = os.environ.get(backend.api_key_env, "EMPTY")
         self.headers = {"Authorization": f"Bearer {key}"}
         try:
             self.tokenizer: Any = spec.tokenizer()

@@ -12,14 +12,15 @@ import logging
 import multiprocessing as mp
 import os
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sca.config import BackendConfig
 from sca.llm.contract import Backend, BackendError, Completion, ModelSpec, Request
 
 # One engine's constructor: a module-level callable, so a spawned worker can unpickle it.
-Engine = Callable[[ModelSpec, Mapping[str, Any]], Backend]
+Engine = Callable[[ModelSpec, BackendConfig], Backend]
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,10 @@ def gpu_groups(data_parallel: int, tensor_parallel: int, devices: Sequence[str] 
     return [",".join(devices[k * tensor_parallel : (k + 1) * tensor_parallel]) for k in range(engines)]
 
 
-def _worker(conn: Connection, engine: Engine, spec: ModelSpec, runtime: Mapping[str, Any], devices: str) -> None:
+def _worker(conn: Connection, engine: Engine, spec: ModelSpec, backend: BackendConfig, devices: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before anything initialises CUDA in this process
     try:
-        backend = engine(spec, runtime)
+        llm = engine(spec, backend)
         conn.send(("ready", None))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -65,23 +66,23 @@ def _worker(conn: Connection, engine: Engine, spec: ModelSpec, runtime: Mapping[
     while True:
         requests = conn.recv()
         if requests is None:
-            backend.close()
+            llm.close()
             return
         try:
-            conn.send(("ok", backend.generate(requests)))
+            conn.send(("ok", llm.generate(requests)))
         except BaseException:
             conn.send(("error", traceback.format_exc()))
 
 
 class DataParallel:
     def __init__(
-        self, name: str, engine: Engine, spec: ModelSpec, runtime: Mapping[str, Any], groups: Sequence[str]
+        self, name: str, engine: Engine, spec: ModelSpec, backend: BackendConfig, groups: Sequence[str]
     ) -> None:
         ctx = mp.get_context("spawn")  # fork would copy an initialised CUDA context or vLLM threads
         self.workers: list[tuple[Any, Connection]] = []
         for devices in groups:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, engine, spec, dict(runtime), devices), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, engine, spec, backend, devices), daemon=True)
             proc.start()
             self.workers.append((proc, parent))
         for k, (_, conn) in enumerate(self.workers):

@@ -11,12 +11,14 @@ Data parallelism is one engine per group of ``tensor_parallel_size`` GPUs, each 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from sca.config import BackendConfig
 from sca.llm.contract import Backend, BackendError, Completion, ModelSpec, Request, check_requests, encode, too_long
 
 log = logging.getLogger(__name__)
@@ -28,24 +30,24 @@ def _on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def open_vllm(spec: ModelSpec, runtime: Mapping[str, Any]) -> Backend:
+def open_vllm(spec: ModelSpec, backend: BackendConfig) -> Backend:
     """One engine per group of ``tensor_parallel_size`` visible GPUs (``data_parallel_size`` groups, 0 = all
     the GPUs hold), each in its own process when there are several; one engine on CPU."""
     if not _on_gpu():
         log.info("vllm layout: 1 engine on CPU")
-        return VLLMBackend(spec, runtime)
+        return VLLMBackend(spec, backend)
     from sca.llm.parallel import DataParallel, gpu_groups
 
-    tp = int(runtime["tensor_parallel_size"])
-    groups = gpu_groups(int(runtime["data_parallel_size"]), tp)
+    tp = backend.tensor_parallel_size
+    groups = gpu_groups(backend.data_parallel_size, tp)
     log.info("vllm layout: %d engine(s) x tensor parallel %d on GPUs %s", len(groups), tp, " | ".join(groups))
     if len(groups) == 1:
-        return VLLMBackend(spec, runtime)
-    return DataParallel("vllm", VLLMBackend, spec, {**runtime, "data_parallel_size": 1}, groups)
+        return VLLMBackend(spec, backend)
+    return DataParallel("vllm", VLLMBackend, spec, dataclasses.replace(backend, data_parallel_size=1), groups)
 
 
 class VLLMBackend:
-    def __init__(self, spec: ModelSpec, runtime: Mapping[str, Any]) -> None:
+    def __init__(self, spec: ModelSpec, backend: BackendConfig) -> None:
         gpu = _on_gpu()
         if not gpu:
             # In-process engine: no EngineCore subprocess re-importing __main__ (it re-runs the caller's script
@@ -62,12 +64,12 @@ class VLLMBackend:
             revision=spec.revision,
             dtype=dtype,
             max_model_len=spec.max_model_len,
-            tensor_parallel_size=int(runtime.get("tensor_parallel_size", 1)),
-            enforce_eager=bool(runtime.get("enforce_eager", False)),
+            tensor_parallel_size=backend.tensor_parallel_size,
+            enforce_eager=backend.enforce_eager,
             seed=0,
         )
         if gpu:
-            kwargs["gpu_memory_utilization"] = float(runtime.get("gpu_memory_utilization", 0.9))
+            kwargs["gpu_memory_utilization"] = backend.gpu_memory_utilization
         else:
             # vLLM rewinds a seeded request's generator after a partial (chunked) prefill, which CPU
             # generators cannot do ("CPU Generator does not use offset"): prefill whole prompts instead.

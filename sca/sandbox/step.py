@@ -1,18 +1,17 @@
 """The ``execute`` step: every response's solution run with its own tests, one Execution record each.
 
-params  {"sandbox": <hash view of SandboxConfig>}    runtime {"workers": int, "batch_size": int}
+params  :class:`ExecutionsParams` (the sandbox section)
 inputs  {"responses": <step dir of Response records>}
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sca.config import ConfigError, SandboxConfig
+from sca.config import SandboxConfig
 from sca.progress import bar, print_counters
 from sca.records import Execution, Response, make_id
 from sca.sandbox.program import stub_solution
@@ -20,17 +19,10 @@ from sca.sandbox.supervisor import Sandbox, iter_chunks
 from sca.sandbox.verdicts import Outcome
 from sca.step import StepContext
 
-DEFAULT_BATCH = 64
 
-
-def sandbox_config(params: Mapping[str, Any], runtime: Mapping[str, Any]) -> SandboxConfig:
-    raw = dict(params.get("sandbox") or {})
-    known = {f.name for f in dataclasses.fields(SandboxConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"params.sandbox has unknown keys {unknown}; known: {sorted(known)}")
-    raw["workers"] = int(runtime.get("workers", raw.get("workers", 0)))
-    return SandboxConfig(**raw)
+@dataclass(frozen=True)
+class ExecutionsParams:
+    sandbox: SandboxConfig
 
 
 def program_of(response: Response) -> str:
@@ -67,9 +59,9 @@ def to_record(response: Response, outcome: Outcome, strong_tests: bool | None = 
     )
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    config = sandbox_config(ctx.params, ctx.runtime)
-    batch_size = int(ctx.runtime.get("batch_size", DEFAULT_BATCH))
+def run(ctx: StepContext[ExecutionsParams]) -> dict[str, float]:
+    config = ctx.params.sandbox
+    batch_size = config.batch_size
     responses = [r for r in ctx.read("responses", Response) if ctx.mine(r.id)]
     with ctx.journal() as journal:
         todo = [r for r in responses if r.id not in journal.done]

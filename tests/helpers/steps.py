@@ -5,24 +5,44 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sca.params import runtime_field
 from sca.records import Seed, make_id
 from sca.step import StepContext
 
 
-def numbers(ctx: StepContext) -> dict[str, float]:
-    """Emit ``params["n"]`` Seed records in batches; optionally crash or sleep between batches."""
-    calls = Path(ctx.runtime["calls_file"])
+@dataclass(frozen=True)
+class NumbersParams:
+    n: int
+    calls_file: str = runtime_field()
+    crash_after: int = runtime_field()
+    """Raise after this many commits (-1: never)."""
+    die_once_shard: int = runtime_field()
+    """SIGKILL this shard on its first attempt (-1: none)."""
+    sleep: float = runtime_field()
+    workers: int = runtime_field()
+
+
+def numbers_params(
+    n: int, calls_file: Path, crash_after: int = -1, die_once_shard: int = -1, sleep: float = 0.0, workers: int = 1
+) -> NumbersParams:
+    return NumbersParams(n, str(calls_file), crash_after, die_once_shard, sleep, workers)
+
+
+def numbers(ctx: StepContext[NumbersParams]) -> dict[str, float]:
+    """Emit ``params.n`` Seed records in batches; optionally crash or sleep between batches."""
+    p = ctx.params
+    calls = Path(p.calls_file)
     calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
     journal = ctx.journal()
-    crash_after = int(ctx.runtime.get("crash_after", -1))
-    die_once = ctx.runtime.get("die_once_shard")
-    marker = Path(str(ctx.runtime["calls_file"]) + ".died")
-    if die_once is not None and ctx.shard == int(die_once) and not marker.exists():
+    marker = Path(p.calls_file + ".died")
+    if ctx.shard == p.die_once_shard and not marker.exists():
         marker.write_text("")
         os.kill(os.getpid(), signal.SIGKILL)  # a shard killed from outside (OOM killer, preemption)
-    ids = [make_id("input", str(i)) for i in range(int(ctx.params["n"]))]
+    ids = [make_id("input", str(i)) for i in range(p.n)]
     todo = [i for i in ids if i not in journal.done and ctx.mine(i)]
     for committed, start in enumerate(range(0, len(todo), 3), 1):
         batch = todo[start : start + 3]
@@ -35,14 +55,14 @@ def numbers(ctx: StepContext) -> dict[str, float]:
             journal.commit(
                 batch, records, {"in": len(batch), "out": len(records), "dropped_mod5": len(batch) - len(records)}
             )
-            if committed == crash_after:
+            if committed == p.crash_after:
                 raise RuntimeError("planned crash")
-            time.sleep(float(ctx.runtime.get("sleep", 0)))
+            time.sleep(p.sleep)
     journal.close()
     return dict(journal.counters)
 
 
-def upper(ctx: StepContext) -> dict[str, float]:
+def upper(ctx: StepContext[Any]) -> dict[str, float]:
     """Depends on `numbers`: upper-cases the code of each record."""
     journal = ctx.journal()
     seeds = ctx.read("numbers", Seed)
@@ -54,7 +74,12 @@ def upper(ctx: StepContext) -> dict[str, float]:
     return dict(journal.counters) | {"pid": os.getpid()}
 
 
-def noisy(ctx: StepContext) -> dict[str, float]:
+@dataclass(frozen=True)
+class NoisyParams:
+    fail: bool
+
+
+def noisy(ctx: StepContext[NoisyParams]) -> dict[str, float]:
     """Logs like a library (vLLM's logger, a warning, raw stdout/stderr, a grandchild process), shows a bar and a
     table like sca does, and fails with a cause when asked to."""
     import logging
@@ -72,7 +97,7 @@ def noisy(ctx: StepContext) -> dict[str, float]:
     for _ in range(3):
         progress.update(1)
     progress.close()
-    if ctx.params.get("fail"):
+    if ctx.params.fail:
         raise ValueError("the model directory /nowhere has no config.json\nsecond line of detail")
     print_counters(f"{ctx.name}: counters", {"in": 3, "out": 3})
     return {"in": 3, "out": 3}
