@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sca.config import GenerateConfig, hash_view
-from sca.generate import prompting
+from sca.generate import batches
 from sca.generate.prompting import EXAMPLE_HEADER
 from sca.io import MERGED, read_records
 from sca.llm.contract import Completion, Request
@@ -217,7 +217,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             assert llm["backend"] == "scripted" and "batch_size" in runtime["backend"]
             return ScriptedBackend(crash_after)
 
-        monkeypatch.setattr(prompting, "open_backend", open_backend)
+        monkeypatch.setattr(batches, "open_backend", open_backend)
 
     use()
     return use
