@@ -32,8 +32,8 @@ def run(ctx: StepContext) -> dict[str, float]:
     prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
     num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
     batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
-    categories = weights(ctx.params["categories"], "categories", CATEGORIES)
-    difficulties = weights(ctx.params["difficulties"], "difficulties", DIFFICULTIES)
+    categories = weights(ctx.params, "categories", CATEGORIES)
+    difficulties = weights(ctx.params, "difficulties", DIFFICULTIES)
 
     # 1. The template (checked against the step key) and the few-shot examples it pins.
     template = stage_template(prompt_file, pinned)
@@ -60,8 +60,9 @@ def run(ctx: StepContext) -> dict[str, float]:
     return summary(ctx, STAGE, journal)
 
 
-def weights(values: object, key: str, allowed: tuple[str, ...]) -> Weights:
+def weights(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> Weights:
     """(names, weights) of the entries with a positive weight, in the fixed order of ``allowed``."""
+    values = params[key]
     if not isinstance(values, Mapping) or not values:
         raise ValueError(f"params[{key!r}] must be a mapping name -> weight over {list(allowed)}, got {values!r}")
     bad = sorted(set(values) - set(allowed))
