@@ -39,9 +39,9 @@ def run(ctx: StepContext) -> dict[str, float]:
         # 3. Ask a batch at a time; commit each batch's concepts as it comes back.
         with closing(answered_batches(ctx, journal, queries, asking)) as batches:
             for batch in batches:
-                found = [
-                    c for query, samples in batch.answers for c in concepts_of(query.record, samples, batch.counts)
-                ]
+                found = []
+                for query, samples in batch.answers:
+                    found += concepts_of(query.record, samples, batch.counts)
                 commit(journal, batch, found)
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)

@@ -54,7 +54,9 @@ def run(ctx: StepContext) -> dict[str, float]:
         # 3. Ask a batch at a time; commit each batch's instructions as it comes back.
         with closing(answered_batches(ctx, journal, queries, asking)) as batches:
             for batch in batches:
-                found = [i for query, samples in batch.answers for i in instructions_of(query, samples, batch.counts)]
+                found = []
+                for query, samples in batch.answers:
+                    found += instructions_of(query, samples, batch.counts)
                 commit(journal, batch, found)
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)

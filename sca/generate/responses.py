@@ -70,9 +70,9 @@ def run(ctx: StepContext) -> dict[str, float]:
         # 3. Ask a batch at a time (an answer without tests may be continued); commit each batch's responses.
         with closing(answered_batches(ctx, journal, queries, asking)) as batches:
             for batch in batches:
-                found = [
-                    r for query, samples in batch.answers for r in responses_of(query.record, samples, batch.counts)
-                ]
+                found = []
+                for query, samples in batch.answers:
+                    found += responses_of(query.record, samples, batch.counts)
                 commit(journal, batch, found)
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)
