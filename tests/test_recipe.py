@@ -24,7 +24,7 @@ PAPER = ("codeqwen7b", "starcoder2_15b", "qwen25coder7b")
 
 def frequencies(params: dict[str, Any], key: str, allowed: tuple[str, ...], n: int = 30000) -> dict[str, float]:
     choices = weights(params, key, allowed)
-    # The stage's own per-record RNG: one Random per record id, as run_stage makes them.
+    # The stage's own per-record RNG: one Random per record id, as batches.query_rng makes them.
     counts = Counter(draw(random.Random(f"0:{i:06d}:instructions"), choices) for i in range(n))
     return {name: counts[name] / n for name in allowed}
 

@@ -17,7 +17,7 @@ from sca.rl import grpo
 from sca.rl.reward import SandboxReward, judge, solution_of
 from sca.rl.tasks import EmptyPool, build_pool, require_tasks
 from sca.sandbox import Outcome, Sandbox
-from sca.train.sft import grad_accum
+from sca.train.common import grad_accum
 from tests.helpers.rl_inputs import FORGED, PASSING, rl_ctx, round_inputs, scripted_generate
 
 TESTS = "assert add_2(1) == 3\nassert add_2(-2) == 0"

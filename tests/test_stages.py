@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sca.config import GenerateConfig, hash_view
-from sca.generate import prompting
+from sca.generate import batches
 from sca.generate.prompting import EXAMPLE_HEADER
 from sca.io import MERGED, read_records
 from sca.llm.contract import Completion, Request
@@ -217,7 +217,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             assert llm["backend"] == "scripted" and "batch_size" in runtime["backend"]
             return ScriptedBackend(crash_after)
 
-        monkeypatch.setattr(prompting, "open_backend", open_backend)
+        monkeypatch.setattr(batches, "open_backend", open_backend)
 
     use()
     return use
@@ -465,3 +465,34 @@ def test_sharded_run_merges_to_the_same_records(tmp_path: Path, scripted: Callab
     assert len(list(out.glob("records-*.jsonl"))) == 3
     assert (out / MERGED).read_bytes() == (whole["instructions"].out_dir(tmp_path / "one") / MERGED).read_bytes()
     assert (stats["in"], stats["out"]) == (8, 8)
+
+
+def test_a_stage_that_fails_mid_batch_closes_its_backend_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the stage's own parsing must not leave the engine running while the error is handled."""
+    from sca.generate import concepts
+
+    opened: list[ScriptedBackend] = []
+
+    def open_backend(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> ScriptedBackend:
+        opened.append(ScriptedBackend())
+        return opened[-1]
+
+    def broken_parser(text: str) -> list[str]:
+        raise RuntimeError("parser bug")
+
+    steps = plan()
+    run(steps, tmp_path, "seeds")
+    step, out = steps["concepts"], tmp_path / "concepts"
+    out.mkdir()
+    ctx = StepContext(step.name, out, {"seeds": steps["seeds"].out_dir(tmp_path)}, step.params, step.runtime)
+    monkeypatch.setattr(batches, "open_backend", open_backend)
+    monkeypatch.setattr(concepts, "parse_concepts", broken_parser)
+    closed_while_handling = None
+    try:
+        concepts.run(ctx)
+    except RuntimeError as error:  # its traceback keeps the stage's frame, and whatever that frame holds, alive
+        assert str(error) == "parser bug"
+        closed_while_handling = [backend.closed for backend in opened]
+    assert closed_while_handling == [True]

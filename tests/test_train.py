@@ -17,8 +17,9 @@ from sca.models import render_prompt
 from sca.records import SFTExample, make_id, to_json
 from sca.step import StepContext
 from sca.train import sft
+from sca.train.common import deepspeed_file, grad_accum, last_checkpoint, use_bf16
 from sca.train.data import IGNORE, render_example, tokenize_examples
-from sca.train.sft import build_trainer, cli_context, deepspeed_file, grad_accum, run, use_bf16
+from sca.train.sft import build_trainer, cli_context, run
 
 SYSTEM = "You write short, correct Python."
 
@@ -296,9 +297,9 @@ def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path: Path) ->
             (ckpts / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps(state))
     (ckpts / "checkpoint-8").mkdir()
     (ckpts / "checkpoint-8" / "trainer_state.json").write_text('{"global_st')  # torn write
-    assert sft.last_checkpoint(ckpts) == ckpts / "checkpoint-4"
+    assert last_checkpoint(ckpts) == ckpts / "checkpoint-4"
     assert sorted(p.name for p in ckpts.iterdir()) == ["checkpoint-2", "checkpoint-4"]
-    assert sft.last_checkpoint(tmp_path / "none") is None
+    assert last_checkpoint(tmp_path / "none") is None
 
 
 def test_launch_scripts_parse_and_use_the_train_entry() -> None:

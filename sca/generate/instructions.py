@@ -11,10 +11,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import closing
 
+from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import CATEGORIES, DIFFICULTIES, load_examples, sample
-from sca.generate.prompting import each_sample, parse_instruction, run_stage, stage_shots, unique_by_id
-from sca.llm.contract import Completion
+from sca.generate.prompting import each_sample, parse_instruction, stage_template, unique_by_id
+from sca.llm.contract import Completion, is_chat
 from sca.records import Concepts, Instruction, make_id
 from sca.step import StepContext
 
@@ -22,6 +24,42 @@ STAGE = "instructions"
 
 
 Weights = tuple[list[str], list[float]]
+
+
+def run(ctx: StepContext) -> dict[str, float]:
+    # The step's parameters: every read of ctx.params and ctx.runtime.
+    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
+    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
+    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
+    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
+    categories = weights(ctx.params, "categories", CATEGORIES)
+    difficulties = weights(ctx.params, "difficulties", DIFFICULTIES)
+
+    # 1. The template (checked against the step key) and the few-shot examples it pins.
+    template = stage_template(prompt_file, pinned)
+    pool = [example.fields() for example in load_examples(template.examples)]
+    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime)
+
+    with ctx.journal() as journal:
+        # 2. One query per concepts record left to do: a category and a difficulty drawn with its own rng.
+        queries = []
+        for concepts in pending(ctx, journal, ctx.read("concepts", Concepts)):
+            rng = query_rng(seed, concepts.id, STAGE)
+            fields = {
+                "category": draw(rng, categories),
+                "difficulty": draw(rng, difficulties),
+                "concepts": ", ".join(concepts.concepts),
+            }
+            queries.append(Query(concepts, fields, sample(pool, num_fewshots, rng)))
+        # 3. Ask a batch at a time; commit each batch's instructions as it comes back.
+        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
+            for batch in batches:
+                found = []
+                for query, samples in batch.answers:
+                    found += instructions_of(query, samples, batch.counts)
+                commit(journal, batch, found)
+    # 4. The counters, as a table.
+    return summary(ctx, STAGE, journal)
 
 
 def weights(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> Weights:
@@ -42,35 +80,20 @@ def draw(rng: random.Random, choices: Weights) -> str:
     return rng.choices(choices[0], weights=choices[1])[0]
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    categories = weights(ctx.params, "categories", CATEGORIES)
-    difficulties = weights(ctx.params, "difficulties", DIFFICULTIES)
-    shots_of, k = stage_shots(ctx.params, load_examples)
+def instructions_of(query: Query[Concepts], samples: list[Completion], counts: Counter[str]) -> list[Instruction]:
+    """The distinct instructions of a query's samples; what cannot be used is counted in ``counts``."""
+    concepts = query.record
+    category, difficulty = query.fields["category"], query.fields["difficulty"]
 
-    def prepare(concepts: Concepts, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
-        fields = {
-            "category": draw(rng, categories),
-            "difficulty": draw(rng, difficulties),
-            "concepts": ", ".join(concepts.concepts),
-        }
-        return fields, sample(shots_of, k, rng)
+    def parse(_: int, text: str) -> Instruction:
+        instruction = parse_instruction(text)
+        return Instruction(
+            id=make_id(concepts.id, instruction, category, difficulty),
+            parent_id=concepts.id,
+            text=instruction,
+            category=category,
+            difficulty=difficulty,
+        )
 
-    def collect(
-        concepts: Concepts, fields: Mapping[str, str], completions: list[Completion]
-    ) -> tuple[list[Instruction], Counter[str]]:
-        category, difficulty = fields["category"], fields["difficulty"]
-
-        def parse(_: int, text: str) -> Instruction:
-            instruction = parse_instruction(text)
-            return Instruction(
-                id=make_id(concepts.id, instruction, category, difficulty),
-                parent_id=concepts.id,
-                text=instruction,
-                category=category,
-                difficulty=difficulty,
-            )
-
-        parsed, counts = each_sample(completions, parse)
-        return unique_by_id(parsed, counts), counts
-
-    return run_stage(ctx, STAGE, ctx.read("concepts", Concepts), prepare, collect)
+    parsed, _ = each_sample(samples, parse, counts)
+    return unique_by_id(parsed, counts)

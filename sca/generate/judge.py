@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
-from collections.abc import Mapping
+from contextlib import closing
 
+from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import load_judge_examples, sample, split_docstring
-from sca.generate.prompting import ParseError, parse_verdict, run_stage, stage_shots
+from sca.generate.prompting import parse_verdict, stage_template
 from sca.io import iter_records, shard_name
-from sca.llm.contract import Completion
+from sca.llm.contract import Completion, is_chat
 from sca.progress import print_counters
 from sca.records import Seed
 from sca.step import StepContext
@@ -30,40 +31,30 @@ STAGE = "judge"
 FINAL = "_final"  # sentinel id: the sample was committed
 
 
-def judge(ctx: StepContext) -> dict[str, float]:
-    """Judge every input seed; the approved ones are the records of ``ctx.out``."""
-    shots_of, k = stage_shots(ctx.params, load_judge_examples)
-
-    def prepare(seed: Seed, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
-        split = split_docstring(seed.code)
-        if split is None:
-            raise ParseError("no_docstring")
-        code, docstring = split
-        return {"code": code, "docstring": docstring}, sample(shots_of, k, rng)
-
-    def collect(
-        seed: Seed, fields: Mapping[str, str], completions: list[Completion]
-    ) -> tuple[list[Seed], Counter[str]]:
-        verdict = parse_verdict([c.text for c in completions])
-        if verdict is None:
-            return [], Counter({"dropped_judge_unclear": 1})
-        if not verdict:
-            return [], Counter({"dropped_judged_no": 1})
-        return [seed], Counter({"judged_yes": 1})
-
-    return run_stage(ctx, STAGE, ctx.read("seeds", Seed), prepare, collect)
-
-
 def run(ctx: StepContext) -> dict[str, float]:
+    # The step's parameters: every read of ctx.params and ctx.runtime.
+    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
+    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
+    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
+    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
+    limit = int(ctx.params["limit"])
+
     if ctx.num_shards != 1:
         raise ValueError("judged_seeds samples seeds.limit of every approved seed and runs as one shard")
-    limit, seed = int(ctx.params["limit"]), int(ctx.params["seed"])
+    # 1. A run that committed its sample is done.
     with ctx.journal() as journal:
         if FINAL in journal.done:
             return dict(journal.counters)
+    # 2. The template (checked against the step key) and the Yes/No examples it pins.
+    template = stage_template(prompt_file, pinned)
+    pool = [example.fields() for example in load_judge_examples(template.examples)]
+    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime)
+    # 3. Judge every seed; the verdicts are journaled in verdicts/, so a re-run judges only the rest.
     verdicts = ctx.out / "verdicts"
     verdicts.mkdir(exist_ok=True)
-    counts: Counter[str] = Counter(judge(dataclasses.replace(ctx, out=verdicts)))
+    seeds = ctx.read("seeds", Seed)
+    counts: Counter[str] = Counter(judge(dataclasses.replace(ctx, out=verdicts), seeds, pool, num_fewshots, asking))
+    # 4. A seeded sample of ``limit`` approved seeds, committed once.
     approved = {s.id: s for s in iter_records(verdicts / shard_name("records", 0), Seed)}
     ids = sorted(approved)
     counts["judge_in"], counts["judge_out"] = int(counts["in"]), len(ids)
@@ -75,3 +66,39 @@ def run(ctx: StepContext) -> dict[str, float]:
         journal.commit([*ids, FINAL], [approved[i] for i in ids], counts)
         print_counters("judged seeds: before and after the judge", journal.counters)
         return dict(journal.counters)
+
+
+def judge(
+    ctx: StepContext, seeds: list[Seed], pool: list[dict[str, str]], num_fewshots: int, asking: Asking
+) -> dict[str, float]:
+    """Judge every seed of ``seeds``; the approved ones are the records of ``ctx.out``."""
+    with ctx.journal() as journal:
+        queries = [query(s, pool, num_fewshots, asking.seed) for s in pending(ctx, journal, seeds)]
+        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
+            for batch in batches:
+                found = [q.record for q, samples in batch.answers if approves(samples, batch.counts)]
+                commit(journal, batch, found)
+    return summary(ctx, STAGE, journal)
+
+
+def query(seed: Seed, pool: list[dict[str, str]], num_fewshots: int, run_seed: int) -> Query[Seed]:
+    """The seed's code without its docstring and the docstring apart; a seed without one is not asked."""
+    split = split_docstring(seed.code)
+    if split is None:
+        return Query(seed, {}, [], dropped="no_docstring")
+    code, docstring = split
+    return Query(
+        seed, {"code": code, "docstring": docstring}, sample(pool, num_fewshots, query_rng(run_seed, seed.id, STAGE))
+    )
+
+
+def approves(samples: list[Completion], counts: Counter[str]) -> bool:
+    """Whether the answers hold more yes than no; a no or a tie is counted in ``counts``."""
+    verdict = parse_verdict([c.text for c in samples])
+    if verdict is None:
+        counts["dropped_judge_unclear"] += 1
+    elif not verdict:
+        counts["dropped_judged_no"] += 1
+    else:
+        counts["judged_yes"] += 1
+    return bool(verdict)

@@ -1,4 +1,4 @@
-"""Prompt templates, rendering (base-model completion or chat), completion parsing, and the stage loop.
+"""Prompt templates, rendering (base-model completion or chat) and completion parsing.
 
 A template file (``prompts/<stage>.txt``) has sections introduced by ``@@ <name>`` lines::
 
@@ -12,28 +12,22 @@ A template file (``prompts/<stage>.txt``) has sections introduced by ``@@ <name>
 Completion mode (base models) renders ``system``, then ``## Example i`` blocks of input + cue + output,
 then the query's input and cue; the model continues after the cue. Chat mode renders the same examples
 as prior user/assistant turns and passes the cue as the start of the assistant's answer, so both modes
-produce the same kind of completion and share one parser.
+produce the same kind of completion and share one parser. The loop that sends the prompts and commits
+the parsed records is :mod:`sca.generate.batches`.
 """
 
 from __future__ import annotations
 
-import random
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 from sca.config import prompt_path
 from sca.generate.fewshot import file_sha256
-from sca.llm.contract import Backend, Completion, Request, is_chat, request_seed
-from sca.llm.registry import open_backend
-from sca.progress import bar, print_counters
-
-if TYPE_CHECKING:
-    from sca.step import StepContext
+from sca.llm.contract import Completion
 
 T = TypeVar("T")
 SECTIONS = ("examples", "system", "input", "cue", "output", "stop")
@@ -125,6 +119,16 @@ def render(template: Template, shots: Sequence[Mapping[str, str]], query: Mappin
     parts.append(f"{EXAMPLE_HEADER} {len(shots) + 1}\n{fill(template.input, query, where)}\n\n{template.cue}\n")
     # A base model that finished its answer starts the next example: stop there.
     return Rendered("\n\n".join(parts), "", (EXAMPLE_HEADER, *template.stop))
+
+
+def stage_template(prompt_file: str, pinned: str) -> Template:
+    """A stage's template, checked against the sha (``stage.prompt``) the step key was made from."""
+    actual = "sha256:" + file_sha256(prompt_path(prompt_file))
+    if pinned.startswith("sha256:") and pinned != actual:
+        raise ValueError(
+            f"prompt file {prompt_file} changed after the plan was built ({pinned[:19]} vs {actual[:19]}); re-run"
+        )
+    return load_template(prompt_file)
 
 
 # ---- parsing -----------------------------------------------------------------------------------------
@@ -260,151 +264,6 @@ def parse_verdict(texts: Sequence[str]) -> bool | None:
     joined = " ".join(firsts).lower()
     yes, no = len(YES_RE.findall(joined)), len(NO_RE.findall(joined))
     return None if yes == no else yes > no
-
-
-# ---- the stage loop ----------------------------------------------------------------------------------
-
-
-def stage_template(params: Mapping[str, Any]) -> Template:
-    """The template named by params["prompt_file"], checked against the sha the step key was made from."""
-    if "prompt_file" not in params:
-        raise KeyError("step params lack 'prompt_file' (the template's file name, next to stage.prompt's sha256)")
-    name = str(params["prompt_file"])
-    pinned = str(params["stage"]["prompt"])
-    actual = "sha256:" + file_sha256(prompt_path(name))
-    if pinned.startswith("sha256:") and pinned != actual:
-        raise ValueError(
-            f"prompt file {name} changed after the plan was built ({pinned[:19]} vs {actual[:19]}); re-run"
-        )
-    return load_template(name)
-
-
-def stage_shots(params: Mapping[str, Any], loader: Callable[[Path], Sequence[Any]]) -> tuple[list[dict[str, str]], int]:
-    """The few-shot pool of a stage (fields of every example the template pins) and how many to show."""
-    pool = [example.fields() for example in loader(stage_template(params).examples)]
-    return pool, int(params["stage"]["num_fewshots"])
-
-
-Prepare = Callable[[T, random.Random], tuple[Mapping[str, str], Sequence[Mapping[str, str]]]]
-Collect = Callable[[T, Mapping[str, str], list[Completion]], tuple[list[Any], Counter[str]]]
-
-
-FollowUp = Callable[[Request, int, Completion], Request | None]
-
-
-def run_stage(
-    ctx: StepContext,
-    stage: str,
-    items: Sequence[T],
-    prepare: Prepare[T],
-    collect: Collect[T],
-    follow_up: FollowUp | None = None,
-) -> dict[str, float]:
-    """Batches of records -> requests -> backend -> parsed records, committed per batch.
-
-    ``prepare(item, rng)`` returns the query's fields and the few-shot examples' fields (or raises
-    ParseError to drop the item unasked); ``collect(item, fields, completions)`` returns the output
-    records and the counters of what was dropped. ``follow_up(request, k, completion)`` may return a
-    second request that continues sample k from a longer prefix (see :func:`continue_samples`).
-    """
-    params, seed = ctx.params, int(ctx.params["seed"])
-    template, chat = stage_template(params), is_chat(params["llm"].get("model", {}))
-    sampling = params["stage"]["sampling"]
-    batch_size = max(1, int(ctx.runtime.get("backend", {}).get("batch_size", 64)))
-    journal = ctx.journal()
-    mine = [it for it in items if ctx.mine(getattr(it, "id"))]  # noqa: B009 - records share only `id`
-    todo = [it for it in mine if getattr(it, "id") not in journal.done]  # noqa: B009
-    progress = bar(len(mine), f"{ctx.name}", unit="prompt", initial=len(mine) - len(todo))
-    backend = open_backend(params["llm"], ctx.runtime, ctx.inputs) if todo else None
-    started, tokens = time.monotonic(), 0
-    try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            counts: Counter[str] = Counter({"in": len(batch)})
-            asked: list[tuple[T, Mapping[str, str]]] = []
-            requests: list[Request] = []
-            for item in batch:
-                rid = getattr(item, "id")  # noqa: B009
-                rng = random.Random(f"{seed}:{rid}:{stage}")
-                try:
-                    fields, shots = prepare(item, rng)
-                except ParseError as e:
-                    counts[f"dropped_{e.reason}"] += 1
-                    continue
-                rendered = render(template, shots, fields, chat)
-                requests.append(
-                    Request(
-                        prompt=rendered.prompt,
-                        seed=request_seed(seed, rid, stage),
-                        n=int(sampling["n"]),
-                        temperature=float(sampling["temperature"]),
-                        top_p=float(sampling["top_p"]),
-                        max_tokens=int(sampling["max_tokens"]),
-                        stop=(*rendered.stop, *sampling["stop"]),  # the template's, then the config's
-                        prefix=rendered.prefix,
-                    )
-                )
-                asked.append((item, fields))
-            results = backend.generate(requests) if requests and backend is not None else []
-            if len(results) != len(requests):
-                raise RuntimeError(f"backend returned {len(results)} results for {len(requests)} requests")
-            if follow_up is not None and backend is not None:
-                results, followed = continue_samples(backend, requests, results, follow_up)
-                counts["follow_ups"] += followed
-            records: list[Any] = []
-            for (item, fields), completions in zip(asked, results, strict=True):
-                counts["requests"] += 1
-                counts["completions"] += len(completions)
-                counts["prompt_tokens"] += sum(c.prompt_tokens for c in completions[:1])
-                counts["completion_tokens"] += sum(c.completion_tokens for c in completions)
-                out, dropped = collect(item, fields, completions)
-                records.extend(out)
-                counts.update(dropped)
-            counts["out"] = len(records)
-            journal.commit([getattr(it, "id") for it in batch], records, counts)  # noqa: B009
-            tokens += counts["completion_tokens"]
-            progress.update(len(batch))
-            progress.set_postfix(
-                tok_s=f"{tokens / max(time.monotonic() - started, 1e-9):.1f}", out=journal.counters["out"]
-            )
-    finally:
-        progress.close()
-        journal.close()
-        if backend is not None:
-            backend.close()
-    counters: dict[str, float] = {"in": 0, "out": 0, **journal.counters}  # present even when there was nothing to do
-    print_counters(f"{ctx.name}: {stage}", counters)
-    return counters
-
-
-def continue_samples(
-    backend: Backend, requests: Sequence[Request], results: list[list[Completion]], follow_up: FollowUp
-) -> tuple[list[list[Completion]], int]:
-    """Run the follow-up requests of a batch and splice each continuation onto its sample.
-
-    The spliced text is what the follow-up added to the prefix followed by what the model then wrote,
-    so the sample reads as one completion; token counts add up, and the finish reason is the last one.
-    """
-    asked: list[tuple[int, int, Request]] = []
-    for i, (request, completions) in enumerate(zip(requests, results, strict=True)):
-        for k, completion in enumerate(completions):
-            extra = follow_up(request, k, completion)
-            if extra is not None:
-                asked.append((i, k, extra))
-    if not asked:
-        return results, 0
-    answers = backend.generate([extra for _, _, extra in asked])
-    merged = [list(row) for row in results]
-    for (i, k, extra), [answer, *_] in zip(asked, answers, strict=True):
-        added = extra.prefix[len(requests[i].prefix) :]
-        first = merged[i][k]
-        merged[i][k] = Completion(
-            text=added + answer.text,
-            finish_reason=answer.finish_reason,
-            prompt_tokens=first.prompt_tokens,
-            completion_tokens=first.completion_tokens + answer.completion_tokens,
-        )
-    return merged, len(asked)
 
 
 def each_sample(

@@ -8,14 +8,14 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 import re
 from collections import Counter
-from collections.abc import Mapping
+from contextlib import closing
 
+from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import load_examples, sample
-from sca.generate.prompting import each_sample, parse_response, run_stage, stage_shots
-from sca.llm.contract import Completion, Request
+from sca.generate.prompting import each_sample, parse_response, stage_template
+from sca.llm.contract import Completion, Request, is_chat
 from sca.records import Instruction, Response, make_id
 from sca.step import StepContext
 
@@ -48,29 +48,52 @@ def ask_for_tests(request: Request, k: int, completion: Completion) -> Request |
 
 
 def run(ctx: StepContext) -> dict[str, float]:
-    shots_of, k = stage_shots(ctx.params, load_examples)
-    follow_up = ask_for_tests if ctx.params["stage"]["continue_for_tests"] else None
+    # The step's parameters: every read of ctx.params and ctx.runtime.
+    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
+    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
+    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
+    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
+    continue_for_tests = bool(stage["continue_for_tests"])
 
-    def prepare(instruction: Instruction, rng: random.Random) -> tuple[dict[str, str], list[dict[str, str]]]:
-        return {"instruction": instruction.text.strip()}, sample(shots_of, k, rng)
+    # 1. The template (checked against the step key) and the few-shot examples it pins.
+    template = stage_template(prompt_file, pinned)
+    pool = [example.fields() for example in load_examples(template.examples)]
+    follow_up = ask_for_tests if continue_for_tests else None
+    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime, follow_up)
 
-    def collect(
-        instruction: Instruction, fields: Mapping[str, str], completions: list[Completion]
-    ) -> tuple[list[Response], Counter[str]]:
-        def parse(i: int, text: str) -> Response:
-            parsed = parse_response(close_open_fence(text))
-            return Response(
-                id=make_id(instruction.id, str(i), parsed.text),
-                parent_id=instruction.id,
-                sample=i,
-                text=parsed.text,
-                solution=parsed.solution,
-                tests=parsed.tests,
-            )
+    with ctx.journal() as journal:
+        # 2. One query per instruction left to do, after few-shot examples drawn with its own rng.
+        queries = [
+            Query(i, {"instruction": i.text.strip()}, sample(pool, num_fewshots, query_rng(seed, i.id, STAGE)))
+            for i in pending(ctx, journal, ctx.read("instructions", Instruction))
+        ]
+        # 3. Ask a batch at a time (an answer without tests may be continued); commit each batch's responses.
+        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
+            for batch in batches:
+                found = []
+                for query, samples in batch.answers:
+                    found += responses_of(query.record, samples, batch.counts)
+                commit(journal, batch, found)
+    # 4. The counters, as a table.
+    return summary(ctx, STAGE, journal)
 
-        return each_sample(completions, parse)
 
-    return run_stage(ctx, STAGE, ctx.read("instructions", Instruction), prepare, collect, follow_up=follow_up)
+def responses_of(instruction: Instruction, samples: list[Completion], counts: Counter[str]) -> list[Response]:
+    """Every usable sample of an instruction as a Response; what cannot be used is counted in ``counts``."""
+
+    def parse(i: int, text: str) -> Response:
+        parsed = parse_response(close_open_fence(text))
+        return Response(
+            id=make_id(instruction.id, str(i), parsed.text),
+            parent_id=instruction.id,
+            sample=i,
+            text=parsed.text,
+            solution=parsed.solution,
+            tests=parsed.tests,
+        )
+
+    found, _ = each_sample(samples, parse, counts)
+    return found
 
 
 def close_open_fence(text: str) -> str:

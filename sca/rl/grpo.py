@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,17 +32,16 @@ from sca.rl.reward import SandboxReward
 from sca.rl.tasks import RLTask, build_pool, require_tasks
 from sca.sandbox import Sandbox
 from sca.step import StepContext
-from sca.train.sft import (
-    _barrier,
-    _step_of,
+from sca.train.common import (
     deepspeed_file,
     grad_accum,
     is_rank0,
     last_checkpoint,
     load_model,
     lora_config,
-    merge_adapter,
     prepare_deepspeed,
+    save_final,
+    step_of,
     use_bf16,
     wandb_report_to,
     world_size,
@@ -160,27 +158,6 @@ def cycled(rows: list[dict[str, Any]], multiple: int) -> list[dict[str, Any]]:
     return [rows[i % len(rows)] for i in range(n)]
 
 
-def save_final(ctx: StepContext, trainer: Any) -> Path:
-    """Write ``model/``: a plain HF checkpoint of the policy (LoRA merged into the SFT model) and its tokenizer."""
-    final, tmp = ctx.out / "model", ctx.out / "model.tmp"
-    if is_rank0():
-        shutil.rmtree(tmp, ignore_errors=True)
-    _barrier()
-    if ctx.params["rl"]["method"] == "lora":
-        adapter = ctx.out / "adapter"
-        trainer.save_model(str(adapter))  # every rank: ZeRO-3 gathers the shards
-        if is_rank0():
-            merge_adapter(policy_path(ctx), adapter, tmp, use_bf16(ctx.runtime["bf16"]))
-    else:
-        trainer.save_model(str(tmp))
-    if is_rank0():
-        trainer.processing_class.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    _barrier()
-    return final
-
-
 def curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     """The logged steps that carry a reward (train or held-out), reduced to the figures the report plots."""
     out = []
@@ -225,7 +202,8 @@ def run(ctx: StepContext) -> dict[str, float]:
             f"{ctx.name}: GRPO stopped after {trainer.state.global_step} of rl.max_steps="
             f"{ctx.params['rl']['max_steps']} steps; the task pool ({counts}) gave the trainer too few batches"
         )
-    save_final(ctx, trainer)
+    lora = ctx.params["rl"]["method"] == "lora"
+    save_final(ctx.out, trainer, trainer.processing_class, lora, policy_path(ctx), use_bf16(ctx.runtime["bf16"]))
     points = curve(trainer.state.log_history)
     if is_rank0():
         write_json(ctx.out / "rewards.json", {"curve": points, "verdicts": dict(reward.verdicts)})
@@ -234,7 +212,7 @@ def run(ctx: StepContext) -> dict[str, float]:
         **summary(points),
         **{f"verdict_{k}": float(v) for k, v in sorted(reward.verdicts.items())},
         "steps": int(trainer.state.global_step),
-        "resumed_from_step": _step_of(last) if last else 0,
+        "resumed_from_step": step_of(last) if last else 0,
         "train_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 3),
         "total_seconds": round(time.time() - started, 3),
         "sandbox_tier": {"A": 3, "B": 2, "C": 1}[sandbox.tier],
