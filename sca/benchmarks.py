@@ -228,4 +228,6 @@ def benchmark_files(cfg: Config) -> BenchmarkFiles:
     """Every benchmark's file and hash, each file hashed once per plan; steps take ``.only(...)`` of it."""
     paths = {b: benchmark_file(cfg, b) for b in DATASETS}
     versions = {b: getattr(cfg.eval, f"{b}_version") for b in DATASETS}
-    return BenchmarkFiles({b: dataset_hash(b, paths[b], versions[b]) for b in DATASETS}, paths, versions, cfg.paths.cache)
+    return BenchmarkFiles(
+        {b: dataset_hash(b, paths[b], versions[b]) for b in DATASETS}, paths, versions, cfg.paths.cache
+    )

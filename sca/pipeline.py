@@ -41,6 +41,12 @@ def build_pipeline(cfg: Config) -> list[Step[Any]]:
         chat = trained_by is not None or cfg.model.chat
         return LLMParams(g.backend, cfg.model, trained_by.name if trained_by else "", chat, cfg.paths.cache)
 
+    def generation(name: str, params: Any, deps: dict[str, Step[Any]], model: Step[Any] | None) -> Step[Any]:
+        # A round after the first generates with the previous round's model: that step is an input too.
+        inputs = {**deps, "model": model} if model else deps
+        fn = f"sca.generate.{name.rsplit('/', 1)[-1]}:run"
+        return Step(name, fn, params, inputs, where="subprocess", num_shards=shards)
+
     def evaluate(name: str, model: Step[Any] | None) -> Step[EvalParams]:
         params = EvalParams(cfg.eval, files.only(cfg.eval.benchmarks), llm(model), seed)
         deps = {"model": model} if model else {}
@@ -62,20 +68,15 @@ def build_pipeline(cfg: Config) -> list[Step[Any]]:
 
     model: Step[Any] | None = None  # None: the base model generates
     for r in range(cfg.run.rounds):
-        on_model = {"model": model} if model else {}
-
-        def generation(stage: str, params: Any, deps: dict[str, Step[Any]]) -> Step[Any]:
-            fn = f"sca.generate.{stage}:run"
-            return Step(f"r{r}/{stage}", fn, params, {**deps, **on_model}, where="subprocess", num_shards=shards)
-
-        concepts = generation("concepts", ConceptsParams(llm(model), g.concepts, seed), {"seeds": seeds})
+        concepts = generation(f"r{r}/concepts", ConceptsParams(llm(model), g.concepts, seed), {"seeds": seeds}, model)
         instructions = generation(
-            "instructions",
+            f"r{r}/instructions",
             InstructionsParams(llm(model), g.instructions, seed, g.categories, g.difficulties),
             {"concepts": concepts},
+            model,
         )
         responses = generation(
-            "responses", ResponsesParams(llm(model), g.responses, seed), {"instructions": instructions}
+            f"r{r}/responses", ResponsesParams(llm(model), g.responses, seed), {"instructions": instructions}, model
         )
         executions = Step(
             f"r{r}/executions", "sca.sandbox.step:run", ExecutionsParams(cfg.sandbox), {"responses": responses},

@@ -116,14 +116,32 @@ def done_marker(out: Path, shard: int) -> Path:
     return out / f"_DONE-{shard:05d}"
 
 
+def check_unchanged(name: str, params: Any, hashed: Any) -> None:
+    """Refuse to run when what the key was made from changed since planning (a prompt file or chat template
+    edited while a plan ran): the outputs would sit under a key that does not describe them."""
+    now = hash_view(params)
+    if now != hashed:
+        fields = ", ".join(changed_fields(hashed, now)) or "?"
+        raise ValueError(f"{name}: {fields} changed after the plan was built (a file it names was edited?); re-run")
+
+
+def changed_fields(before: Any, after: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [f for k in keys for f in changed_fields(before.get(k), after.get(k), f"{prefix}{k}.")]
+    return [] if before == after else [prefix.rstrip(".")]
+
+
 def run_shard(out: Path, shard: int = 0) -> None:
     """Run one shard of the step described by ``out/spec.json`` in this process."""
     spec = json.loads((out / "spec.json").read_text())
+    params = rebuild(spec["params_type"], spec["params"])
+    check_unchanged(spec["name"], params, spec["hashed"])
     ctx = StepContext(
         name=spec["name"],
         out=out,
         inputs={k: Path(v) for k, v in spec["inputs"].items()},
-        params=rebuild(spec["params_type"], spec["params"]),
+        params=params,
         runtime=spec["runtime"],
         shard=shard,
         num_shards=spec["num_shards"],

@@ -24,8 +24,9 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from sca.config import SamplingConfig
 from sca.generate.prompting import Template, render
-from sca.llm.contract import Backend, Completion, Request, request_seed
+from sca.llm.contract import Backend, Completion, LLMParams, Request, request_seed
 from sca.llm.registry import open_backend
 from sca.progress import bar, print_counters
 
@@ -64,11 +65,9 @@ class Asking:
     stage: str  # names the records' rngs and request seeds
     template: Template
     chat: bool
-    sampling: Mapping[str, Any]  # the stage's sampling section: n, temperature, top_p, max_tokens, stop
+    sampling: SamplingConfig
     seed: int
-    batch_size: int
-    llm: Mapping[str, Any]  # what open_backend is given
-    runtime: Mapping[str, Any]
+    llm: LLMParams  # the model, its backend, and the backend's batch size
     follow_up: FollowUp | None = None  # may continue a sample from a longer prefix (see continue_samples)
 
 
@@ -104,11 +103,12 @@ def answered_batches(
     if not queries:
         progress.close()
         return
-    backend = open_backend(asking.llm, asking.runtime, ctx.inputs)
+    backend = open_backend(asking.llm, ctx.inputs)
     started, tokens = time.monotonic(), 0
     try:
-        for start in range(0, len(queries), asking.batch_size):
-            batch = ask(backend, queries[start : start + asking.batch_size], asking)
+        size = asking.llm.backend.batch_size
+        for start in range(0, len(queries), size):
+            batch = ask(backend, queries[start : start + size], asking)
             yield batch  # the caller parses and commits it
             tokens += batch.counts["completion_tokens"]
             progress.update(len(batch.ids))
@@ -151,11 +151,11 @@ def request_for(query: Query[Any], asking: Asking) -> Request:
     return Request(
         prompt=rendered.prompt,
         seed=request_seed(asking.seed, query.id, asking.stage),
-        n=int(sampling["n"]),
-        temperature=float(sampling["temperature"]),
-        top_p=float(sampling["top_p"]),
-        max_tokens=int(sampling["max_tokens"]),
-        stop=(*rendered.stop, *sampling["stop"]),  # the template's, then the config's
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        stop=(*rendered.stop, *sampling.stop),  # the template's, then the config's
         prefix=rendered.prefix,
     )
 

@@ -1,9 +1,8 @@
 """C->I: concepts + a sampled category and difficulty -> a task instruction (few-shot).
 
-The category and difficulty are drawn per record with the weights in params["categories"] /
-params["difficulties"] (name -> weight; the method's: function 0.5, class 0.25, program 0.25, difficulty
-uniform) and stored on the Instruction.
-params: {"llm", "stage", "prompt_file", "seed", "categories", "difficulties"}; inputs: {"concepts"}.
+The category and difficulty are drawn per record with the weights ``categories`` / ``difficulties``
+(name -> weight; the method's: function 0.5, class 0.25, program 0.25, difficulty uniform) and stored on
+the Instruction. Params: :class:`InstructionsParams`; inputs: {"concepts"}.
 """
 
 from __future__ import annotations
@@ -12,11 +11,13 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import closing
+from dataclasses import dataclass
 
+from sca.config import StageConfig
 from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import CATEGORIES, DIFFICULTIES, load_examples, sample
-from sca.generate.prompting import each_sample, parse_instruction, stage_template, unique_by_id
-from sca.llm.contract import Completion, is_chat
+from sca.generate.prompting import each_sample, load_template, parse_instruction, unique_by_id
+from sca.llm.contract import Completion, LLMParams
 from sca.records import Concepts, Instruction, make_id
 from sca.step import StepContext
 
@@ -26,19 +27,24 @@ STAGE = "instructions"
 Weights = tuple[list[str], list[float]]
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    # The step's parameters: every read of ctx.params and ctx.runtime.
-    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
-    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
-    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
-    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
-    categories = weights(ctx.params, "categories", CATEGORIES)
-    difficulties = weights(ctx.params, "difficulties", DIFFICULTIES)
+@dataclass(frozen=True)
+class InstructionsParams:
+    llm: LLMParams
+    stage: StageConfig
+    seed: int
+    categories: dict[str, float]
+    difficulties: dict[str, float]
 
-    # 1. The template (checked against the step key) and the few-shot examples it pins.
-    template = stage_template(prompt_file, pinned)
+
+def run(ctx: StepContext[InstructionsParams]) -> dict[str, float]:
+    llm, stage, seed = ctx.params.llm, ctx.params.stage, ctx.params.seed
+    categories = weights(ctx.params.categories, "categories", CATEGORIES)
+    difficulties = weights(ctx.params.difficulties, "difficulties", DIFFICULTIES)
+
+    # 1. The template and the few-shot examples it pins.
+    template = load_template(stage.prompt)  # its content was checked against the step key
     pool = [example.fields() for example in load_examples(template.examples)]
-    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime)
+    asking = Asking(STAGE, template, llm.chat, stage.sampling, seed, llm)
 
     with ctx.journal() as journal:
         # 2. One query per concepts record left to do: a category and a difficulty drawn with its own rng.
@@ -50,7 +56,7 @@ def run(ctx: StepContext) -> dict[str, float]:
                 "difficulty": draw(rng, difficulties),
                 "concepts": ", ".join(concepts.concepts),
             }
-            queries.append(Query(concepts, fields, sample(pool, num_fewshots, rng)))
+            queries.append(Query(concepts, fields, sample(pool, stage.num_fewshots, rng)))
         # 3. Ask a batch at a time; commit each batch's instructions as it comes back.
         with closing(answered_batches(ctx, journal, queries, asking)) as batches:
             for batch in batches:
@@ -62,16 +68,15 @@ def run(ctx: StepContext) -> dict[str, float]:
     return summary(ctx, STAGE, journal)
 
 
-def weights(params: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> Weights:
+def weights(values: object, key: str, allowed: tuple[str, ...]) -> Weights:
     """(names, weights) of the entries with a positive weight, in the fixed order of ``allowed``."""
-    values = params[key]
     if not isinstance(values, Mapping) or not values:
-        raise ValueError(f"params[{key!r}] must be a mapping name -> weight over {list(allowed)}, got {values!r}")
+        raise ValueError(f"{key} must be a mapping name -> weight over {list(allowed)}, got {values!r}")
     bad = sorted(set(values) - set(allowed))
     if bad:
-        raise ValueError(f"params[{key!r}] has unknown entries {bad}; allowed: {list(allowed)}")
+        raise ValueError(f"{key} has unknown entries {bad}; allowed: {list(allowed)}")
     if any(float(w) < 0 for w in values.values()) or sum(float(w) for w in values.values()) <= 0:
-        raise ValueError(f"params[{key!r}]={dict(values)}: weights must be >= 0 and sum to more than 0")
+        raise ValueError(f"{key}={dict(values)}: weights must be >= 0 and sum to more than 0")
     names = [name for name in allowed if name in values and float(values[name]) > 0]
     return names, [float(values[name]) for name in names]
 

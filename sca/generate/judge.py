@@ -8,7 +8,7 @@ first words matter.
 ``seeds.limit`` is the final seed count, the judge included (the paper's seed count is what survived every
 filter): the seeds step does not sample when the judge is on, and this step's last act keeps a seeded
 sample of ``limit`` approved seeds. Verdicts are journaled in ``<out>/verdicts/`` (resumable per batch);
-the sample is committed once. params: {"llm", "stage", "prompt_file", "seed", "limit"}; inputs: {"seeds"}.
+the sample is committed once. Params: :class:`JudgeParams`; inputs: {"seeds"}.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import dataclasses
 import random
 from collections import Counter
 from contextlib import closing
+from dataclasses import dataclass
 
+from sca.config import JudgeConfig
 from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import load_judge_examples, sample, split_docstring
-from sca.generate.prompting import parse_verdict, stage_template
+from sca.generate.prompting import load_template, parse_verdict
 from sca.io import iter_records, shard_name
-from sca.llm.contract import Completion, is_chat
+from sca.llm.contract import Completion, LLMParams
 from sca.progress import print_counters
 from sca.records import Seed
 from sca.step import StepContext
@@ -31,13 +33,18 @@ STAGE = "judge"
 FINAL = "_final"  # sentinel id: the sample was committed
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    # The step's parameters: every read of ctx.params and ctx.runtime.
-    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
-    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
-    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
-    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
-    limit = int(ctx.params["limit"])
+@dataclass(frozen=True)
+class JudgeParams:
+    llm: LLMParams
+    stage: JudgeConfig
+    seed: int
+    limit: int
+    """seeds.limit: how many approved seeds to keep (0 = all)."""
+
+
+def run(ctx: StepContext[JudgeParams]) -> dict[str, float]:
+    llm, stage, seed = ctx.params.llm, ctx.params.stage, ctx.params.seed
+    limit = ctx.params.limit
 
     if ctx.num_shards != 1:
         raise ValueError("judged_seeds samples seeds.limit of every approved seed and runs as one shard")
@@ -45,15 +52,17 @@ def run(ctx: StepContext) -> dict[str, float]:
     with ctx.journal() as journal:
         if FINAL in journal.done:
             return dict(journal.counters)
-    # 2. The template (checked against the step key) and the Yes/No examples it pins.
-    template = stage_template(prompt_file, pinned)
+    # 2. The template and the Yes/No examples it pins.
+    template = load_template(stage.prompt)  # its content was checked against the step key
     pool = [example.fields() for example in load_judge_examples(template.examples)]
-    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime)
+    asking = Asking(STAGE, template, llm.chat, stage.sampling, seed, llm)
     # 3. Judge every seed; the verdicts are journaled in verdicts/, so a re-run judges only the rest.
     verdicts = ctx.out / "verdicts"
     verdicts.mkdir(exist_ok=True)
     seeds = ctx.read("seeds", Seed)
-    counts: Counter[str] = Counter(judge(dataclasses.replace(ctx, out=verdicts), seeds, pool, num_fewshots, asking))
+    counts: Counter[str] = Counter(
+        judge(dataclasses.replace(ctx, out=verdicts), seeds, pool, stage.num_fewshots, asking)
+    )
     # 4. A seeded sample of ``limit`` approved seeds, committed once.
     approved = {s.id: s for s in iter_records(verdicts / shard_name("records", 0), Seed)}
     ids = sorted(approved)

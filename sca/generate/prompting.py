@@ -121,16 +121,6 @@ def render(template: Template, shots: Sequence[Mapping[str, str]], query: Mappin
     return Rendered("\n\n".join(parts), "", (EXAMPLE_HEADER, *template.stop))
 
 
-def stage_template(prompt_file: str, pinned: str) -> Template:
-    """A stage's template, checked against the sha (``stage.prompt``) the step key was made from."""
-    actual = "sha256:" + file_sha256(prompt_path(prompt_file))
-    if pinned.startswith("sha256:") and pinned != actual:
-        raise ValueError(
-            f"prompt file {prompt_file} changed after the plan was built ({pinned[:19]} vs {actual[:19]}); re-run"
-        )
-    return load_template(prompt_file)
-
-
 # ---- parsing -----------------------------------------------------------------------------------------
 
 

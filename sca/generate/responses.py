@@ -1,8 +1,7 @@
 """I->R: an instruction -> n sampled responses, each a solution (its python blocks) plus self-written tests.
 
 ``Response.text`` is what the SFT example shows (reasoning + solution, tests removed); ``solution`` and
-``tests`` hold the code the sandbox runs. params: {"llm", "stage" (with ``continue_for_tests``),
-"prompt_file", "seed"}; inputs: {"instructions"}.
+``tests`` hold the code the sandbox runs. Params: :class:`ResponsesParams`; inputs: {"instructions"}.
 """
 
 from __future__ import annotations
@@ -11,11 +10,13 @@ import dataclasses
 import re
 from collections import Counter
 from contextlib import closing
+from dataclasses import dataclass
 
+from sca.config import ResponsesConfig
 from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
 from sca.generate.fewshot import load_examples, sample
-from sca.generate.prompting import each_sample, parse_response, stage_template
-from sca.llm.contract import Completion, Request, is_chat
+from sca.generate.prompting import each_sample, load_template, parse_response
+from sca.llm.contract import Completion, LLMParams, Request
 from sca.records import Instruction, Response, make_id
 from sca.step import StepContext
 
@@ -23,6 +24,13 @@ STAGE = "responses"
 # Where an answer hands over to its tests, as in the few-shot examples.
 TESTS_CUE = "\n</response>\n\n<tests>\nThese checks cover the usual and the edge cases:\n\n```python\nassert "
 FIRST_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n.*?\n[ \t]*```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ResponsesParams:
+    llm: LLMParams
+    stage: ResponsesConfig
+    seed: int
 
 
 def ask_for_tests(request: Request, k: int, completion: Completion) -> Request | None:
@@ -47,24 +55,19 @@ def ask_for_tests(request: Request, k: int, completion: Completion) -> Request |
     )
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    # The step's parameters: every read of ctx.params and ctx.runtime.
-    llm, stage, seed, runtime = ctx.params["llm"], ctx.params["stage"], int(ctx.params["seed"]), ctx.runtime
-    prompt_file, pinned = str(ctx.params["prompt_file"]), str(stage["prompt"])
-    num_fewshots, sampling, chat = int(stage["num_fewshots"]), stage["sampling"], is_chat(llm.get("model", {}))
-    batch_size = max(1, int(runtime.get("backend", {}).get("batch_size", 64)))
-    continue_for_tests = bool(stage["continue_for_tests"])
+def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
+    llm, stage, seed = ctx.params.llm, ctx.params.stage, ctx.params.seed
 
-    # 1. The template (checked against the step key) and the few-shot examples it pins.
-    template = stage_template(prompt_file, pinned)
+    # 1. The template and the few-shot examples it pins.
+    template = load_template(stage.prompt)  # its content was checked against the step key
     pool = [example.fields() for example in load_examples(template.examples)]
-    follow_up = ask_for_tests if continue_for_tests else None
-    asking = Asking(STAGE, template, chat, sampling, seed, batch_size, llm, runtime, follow_up)
+    follow_up = ask_for_tests if stage.continue_for_tests else None
+    asking = Asking(STAGE, template, llm.chat, stage.sampling, seed, llm, follow_up)
 
     with ctx.journal() as journal:
         # 2. One query per instruction left to do, after few-shot examples drawn with its own rng.
         queries = [
-            Query(i, {"instruction": i.text.strip()}, sample(pool, num_fewshots, query_rng(seed, i.id, STAGE)))
+            Query(i, {"instruction": i.text.strip()}, sample(pool, stage.num_fewshots, query_rng(seed, i.id, STAGE)))
             for i in pending(ctx, journal, ctx.read("instructions", Instruction))
         ]
         # 3. Ask a batch at a time (an answer without tests may be continued); commit each batch's responses.

@@ -163,7 +163,3 @@ def model_spec(llm: LLMParams, inputs: Mapping[str, Path]) -> ModelSpec:
 def request_seed(seed: int, record_id: str, stage: str) -> int:
     """Per-request sampling seed: independent of batching, sharding and resume points."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{record_id}:{stage}".encode()).digest()[:4], "big")
-
-
-def is_chat(model: Mapping[str, Any]) -> bool:  # TRANSITION: removed once every stage takes LLMParams
-    return bool(model.get("chat", "from_step" in model))

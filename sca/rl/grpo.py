@@ -17,21 +17,24 @@ On disk, under the step directory::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sca.config import SandboxConfig
+from sca.config import RLConfig, SandboxConfig
 from sca.io import atomic_write_text, write_json
 from sca.models import load_tokenizer
+from sca.params import runtime_field
 from sca.records import Execution, Response, SFTExample, to_json
 from sca.rl.reward import SandboxReward
 from sca.rl.tasks import RLTask, build_pool, require_tasks
 from sca.sandbox import Sandbox
 from sca.step import StepContext
+from sca.tracking import WandbRun
 from sca.train.common import (
     deepspeed_file,
     grad_accum,
@@ -51,93 +54,101 @@ log = logging.getLogger(__name__)
 CURVE_KEYS = ("reward", "reward_std", "kl", "completions/mean_length", "eval_reward", "reward/pass_rate")
 
 
-def policy_path(ctx: StepContext) -> str:
+@dataclass(frozen=True)
+class RLParams:
+    rl: RLConfig
+    sandbox: SandboxConfig
+    """The experiment's sandbox: rewards are its filter-mode verdicts."""
+    seed: int
+    wandb: WandbRun = runtime_field()
+
+
+def policy_path(ctx: StepContext[RLParams]) -> str:
     return str(Path(ctx.inputs["model"]) / "model")
 
 
-def sandbox_for_rank(params: Mapping[str, Any], workers: int) -> SandboxConfig:
+def sandbox_for_rank(sandbox: SandboxConfig) -> SandboxConfig:
     """The experiment's sandbox; with ``workers=0`` this machine's cores are shared among its ranks."""
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    n = workers or max(1, (os.cpu_count() or 1) // local)
-    return SandboxConfig(**{**params, "workers": n})
+    return dataclasses.replace(sandbox, workers=sandbox.workers or max(1, (os.cpu_count() or 1) // local))
 
 
-def load_pool(ctx: StepContext) -> tuple[list[RLTask], dict[str, int]]:
-    rl = ctx.params["rl"]
+def load_pool(ctx: StepContext[RLParams]) -> tuple[list[RLTask], dict[str, int]]:
+    rl = ctx.params.rl
     tasks, counts = build_pool(
         ctx.read("data", SFTExample),
         ctx.read("responses", Response),
         ctx.read("executions", Execution),
-        holdout=float(rl["holdout"]),
-        max_tasks=int(rl["max_tasks"]),
-        strong_tests_only=bool(rl["strong_tests_only"]),
-        seed=int(ctx.params["seed"]),
+        holdout=rl.holdout,
+        max_tasks=rl.max_tasks,
+        strong_tests_only=rl.strong_tests_only,
+        seed=ctx.params.seed,
     )
     if is_rank0():
         atomic_write_text(ctx.out / "tasks.jsonl", "".join(to_json(t) + "\n" for t in tasks))
-    require_tasks(tasks, counts, bool(rl["strong_tests_only"]))
+    require_tasks(tasks, counts, rl.strong_tests_only)
     return tasks, dict(counts)
 
 
-def build_trainer(ctx: StepContext, tasks: list[RLTask], reward: SandboxReward) -> Any:
+def build_trainer(ctx: StepContext[RLParams], tasks: list[RLTask], reward: SandboxReward) -> Any:
     """The GRPOTrainer of a step (not yet trained)."""
     import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    rl, rt = ctx.params["rl"], ctx.runtime
+    rl = ctx.params.rl
     policy = policy_path(ctx)
     tokenizer = load_tokenizer(policy)  # the SFT model's own, with the template it was trained with
-    world, per_device = world_size(), int(rt["per_device_batch_size"])
-    accum = grad_accum(int(rl["global_batch_size"]), per_device, world, "rl")
-    bf16 = use_bf16(rt["bf16"])
-    ds = deepspeed_file(rl["deepspeed"])
+    world, per_device = world_size(), rl.per_device_batch_size
+    accum = grad_accum(rl.global_batch_size, per_device, world, "rl")
+    bf16 = use_bf16(rl.bf16)
+    ds = deepspeed_file(rl.deepspeed)
     if ds:
         prepare_deepspeed()
     cuda = torch.cuda.is_available()
 
     # A step needs this many distinct prompts (per_device x world x accum rollouts, num_generations each).
-    prompts = int(rl["global_batch_size"]) // int(rl["num_generations"])
-    eval_prompts = max(1, per_device * world // int(rl["num_generations"]))
+    prompts = rl.global_batch_size // rl.num_generations
+    eval_prompts = max(1, per_device * world // rl.num_generations)
 
     def rows(split: str, multiple: int) -> list[dict[str, Any]]:
         found = [{"prompt": t.prompt, "tests": t.tests, "task_id": t.id} for t in tasks if t.split == split]
         return cycled(found, multiple)
 
     holdout = rows("holdout", eval_prompts)
-    wandb = dict(rt["wandb"])
+    wandb = ctx.params.wandb
     args = GRPOConfig(
         output_dir=str(ctx.out / "checkpoints"),
         per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device,
         gradient_accumulation_steps=accum,
-        num_generations=int(rl["num_generations"]),
-        max_completion_length=int(rl["max_completion_length"]),
-        temperature=float(rl["temperature"]),
-        beta=float(rl["beta"]),
-        learning_rate=float(rl["learning_rate"]),
-        max_steps=int(rl["max_steps"]),
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        beta=rl.beta,
+        learning_rate=rl.learning_rate,
+        max_steps=rl.max_steps,
         bf16=bf16,
-        gradient_checkpointing=bool(rt["gradient_checkpointing"]),
+        gradient_checkpointing=rl.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=ds,
         use_cpu=not cuda and not ds,
         accelerator_config={"use_configured_state": True} if ds and not cuda else None,
-        use_vllm=bool(rt["use_vllm"]) and cuda,
+        use_vllm=rl.use_vllm and cuda,
         vllm_mode="colocate",
-        vllm_gpu_memory_utilization=float(rt["vllm_gpu_memory_utilization"]),
+        vllm_gpu_memory_utilization=rl.vllm_gpu_memory_utilization,
         eval_strategy="steps" if holdout else "no",
-        eval_steps=int(rt["eval_steps"]),
+        eval_steps=rl.eval_steps,
         save_strategy="steps",
-        save_steps=int(rt["save_steps"]),
+        save_steps=rl.save_steps,
         save_total_limit=2,
-        logging_steps=int(rt["logging_steps"]),
+        logging_steps=rl.logging_steps,
         report_to=wandb_report_to(wandb),
-        run_name=str(wandb.get("name") or ctx.name),
-        seed=int(ctx.params["seed"]),
-        data_seed=int(ctx.params["seed"]),
+        run_name=wandb.name or ctx.name,
+        seed=ctx.params.seed,
+        data_seed=ctx.params.seed,
     )
-    peft_config = lora_config(rl)
+    peft_config = lora_config(rl.method, rl.lora)
     return GRPOTrainer(
         model=load_model(policy, bf16),
         reward_funcs=[reward],
@@ -183,27 +194,26 @@ def summary(points: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run(ctx: StepContext) -> dict[str, float]:
+def run(ctx: StepContext[RLParams]) -> dict[str, float]:
     """Build the pool, train with GRPO (resuming from the last checkpoint), save ``model/``; rank 0's counters."""
     from sca.progress import print_counters
 
     started = time.time()
     tasks, counts = load_pool(ctx)
-    sandbox_cfg = sandbox_for_rank(ctx.params["sandbox"], int(ctx.runtime["sandbox_workers"]))
-    with Sandbox(sandbox_cfg) as sandbox:
-        reward = SandboxReward(sandbox, float(ctx.params["rl"]["format_weight"]))
+    rl = ctx.params.rl
+    with Sandbox(sandbox_for_rank(ctx.params.sandbox)) as sandbox:
+        reward = SandboxReward(sandbox, rl.format_weight)
         trainer = build_trainer(ctx, tasks, reward)
         last = last_checkpoint(ctx.out / "checkpoints")
         if last:
             log.info("resuming from %s", last)
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    if trainer.state.global_step < int(ctx.params["rl"]["max_steps"]):
+    if trainer.state.global_step < rl.max_steps:
         raise RuntimeError(
             f"{ctx.name}: GRPO stopped after {trainer.state.global_step} of rl.max_steps="
-            f"{ctx.params['rl']['max_steps']} steps; the task pool ({counts}) gave the trainer too few batches"
+            f"{rl.max_steps} steps; the task pool ({counts}) gave the trainer too few batches"
         )
-    lora = ctx.params["rl"]["method"] == "lora"
-    save_final(ctx.out, trainer, trainer.processing_class, lora, policy_path(ctx), use_bf16(ctx.runtime["bf16"]))
+    save_final(ctx.out, trainer, trainer.processing_class, rl.method == "lora", policy_path(ctx), use_bf16(rl.bf16))
     points = curve(trainer.state.log_history)
     if is_rank0():
         write_json(ctx.out / "rewards.json", {"curve": points, "verdicts": dict(reward.verdicts)})

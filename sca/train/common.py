@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sca.config import ConfigError
+from sca.config import ConfigError, LoraConfig
+from sca.tracking import WandbRun
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -110,26 +111,21 @@ def prepare_deepspeed() -> None:
         PartialState(backend="gloo")
 
 
-def wandb_report_to(cfg: Mapping[str, Any]) -> str:
+def wandb_report_to(run: WandbRun) -> str:
     """Point TRL's W&B callback at the experiment's group; the callback itself logs on rank 0 only."""
-    mode = str(cfg.get("mode", "disabled"))
-    if mode == "auto":
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    os.environ["WANDB_MODE"] = mode
-    if mode == "disabled":
+    os.environ["WANDB_MODE"] = run.mode
+    if run.mode == "disabled":
         return "none"
     names = {
-        "project": "WANDB_PROJECT",
-        "entity": "WANDB_ENTITY",
-        "group": "WANDB_RUN_GROUP",
-        "name": "WANDB_NAME",
-        "dir": "WANDB_DIR",
+        "WANDB_PROJECT": run.project,
+        "WANDB_ENTITY": run.entity,
+        "WANDB_RUN_GROUP": run.group,
+        "WANDB_NAME": run.name,
+        "WANDB_DIR": run.dir,
     }
-    for key, env in names.items():
-        if cfg.get(key):
-            os.environ[env] = str(cfg[key])
-    if cfg.get("dir"):
-        Path(str(cfg["dir"])).mkdir(parents=True, exist_ok=True)
+    os.environ.update({env: value for env, value in names.items() if value})
+    if run.dir:
+        Path(run.dir).mkdir(parents=True, exist_ok=True)
     os.environ["WANDB_JOB_TYPE"] = "train"
     return "wandb"
 
@@ -137,20 +133,16 @@ def wandb_report_to(cfg: Mapping[str, Any]) -> str:
 # ---- the model and LoRA ------------------------------------------------------------------------------
 
 
-def lora_config(params: Mapping[str, Any]) -> Any:
-    """PEFT's LoRA config from a ``method``/``lora`` params block (SFT's and RL's), or None for full tuning."""
-    if params["method"] != "lora":
+def lora_config(method: str, lora: LoraConfig) -> Any:
+    """PEFT's LoRA config from SFT's or RL's ``method`` and ``lora`` section, or None for full tuning."""
+    if method != "lora":
         return None
-    from peft import LoraConfig
+    from peft import LoraConfig as PeftLora
 
-    lora = params["lora"]
-    return LoraConfig(
-        r=int(lora["r"]),
-        lora_alpha=int(lora["alpha"]),
-        lora_dropout=float(lora["dropout"]),
-        target_modules=lora["target_modules"],
+    return PeftLora(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
-    )
+    )  # fmt: skip
 
 
 def _zero_dropout(config: Any) -> None:

@@ -26,14 +26,17 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sca.models import load_tokenizer, model_path
+from sca.config import DEFAULT_CACHE, ModelConfig, TrainConfig
+from sca.models import load_tokenizer, resolve_model
+from sca.params import runtime_field
 from sca.records import SFTExample
 from sca.step import StepContext
+from sca.tracking import WandbRun
 from sca.train.common import (
     deepspeed_file,
     grad_accum,
@@ -55,59 +58,38 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SFTParams:
-    """Everything the step reads from its params and runtime."""
-
-    train: Mapping[str, Any]  # the train section: TrainConfig's hashed fields
-    base: Mapping[str, Any]  # the model spec to fine-tune
-    chat_template: str | None
+class TrainParams:
+    train: TrainConfig
+    base: ModelConfig
+    """The model to fine-tune; its chat template (if any) renders the examples and is saved with the model."""
     seed: int
-    cache: str
-    per_device_batch_size: int
-    bf16: str
-    gradient_checkpointing: bool
-    save_steps: int
-    logging_steps: int
-    wandb: Mapping[str, Any]
+    cache: str = runtime_field()
+    """Where embedded models are converted (paths.cache)."""
+    wandb: WandbRun = runtime_field()
 
 
-def sft_params(ctx: StepContext) -> SFTParams:
-    """Every read of ctx.params and ctx.runtime of this step, in one place."""
-    rt = ctx.runtime
-    return SFTParams(
-        train=ctx.params["train"],
-        base=ctx.params["base"],
-        chat_template=ctx.params.get("chat_template"),
-        seed=int(ctx.params.get("seed", 0)),
-        cache=str(rt.get("cache", "~/.cache/sca")),
-        per_device_batch_size=int(rt.get("per_device_batch_size", 1)),
-        bf16=str(rt.get("bf16", "auto")),
-        gradient_checkpointing=bool(rt.get("gradient_checkpointing", False)),
-        save_steps=int(rt.get("save_steps", 200)),
-        logging_steps=int(rt.get("logging_steps", 1)),
-        wandb=rt.get("wandb", {}),
-    )
+def base_path(params: TrainParams) -> str:
+    return resolve_model(params.base.name_or_path, params.cache)
 
 
-def run(ctx: StepContext) -> dict[str, float]:
+def run(ctx: StepContext[TrainParams]) -> dict[str, float]:
     """Train, save ``model/``, return the counters (rank 0's are kept)."""
     from sca.progress import print_counters
 
     started = time.time()
-    # 1. The step's parameters.
-    params = sft_params(ctx)
-    # 2. The trainer: the tokenized examples, the training arguments, the model (with LoRA).
+    params = ctx.params
+    # 1. The trainer: the tokenized examples, the training arguments, the model (with LoRA).
     trainer, tokenizer, counters = build_trainer(ctx)
-    # 3. Train, from the last complete checkpoint if an earlier run was killed.
+    # 2. Train, from the last complete checkpoint if an earlier run was killed.
     last = last_checkpoint(ctx.out / "checkpoints")
     if last:
         log.info("resuming from %s", last)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    # 4. model/: a plain checkpoint (LoRA merged into the base weights), with the tokenizer it was trained with.
-    lora, merge = params.train["method"] == "lora", bool(params.train.get("merge_lora", True))
-    merge_into = model_path(params.base, ctx.inputs, params.cache) if lora and merge else None
-    save_final(ctx.out, trainer, tokenizer, lora, merge_into, use_bf16(params.bf16))
-    # 5. The counters: data and batch, tokens seen on every rank, losses and speed.
+    # 3. model/: a plain checkpoint (LoRA merged into the base weights), with the tokenizer it was trained with.
+    lora = params.train.method == "lora"
+    merge_into = base_path(params) if lora and params.train.merge_lora else None
+    save_final(ctx.out, trainer, tokenizer, lora, merge_into, use_bf16(params.train.bf16))
+    # 4. The counters: data and batch, tokens seen on every rank, losses and speed.
     seen = sum_over_ranks(trainer.data_collator.counts)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     train_s = float(result.metrics.get("train_runtime", 0.0))  # the training loop only: no loading, JIT or saving
@@ -129,28 +111,28 @@ def run(ctx: StepContext) -> dict[str, float]:
     return out
 
 
-def build_trainer(ctx: StepContext) -> tuple[Any, Any, dict[str, float]]:
+def build_trainer(ctx: StepContext[TrainParams]) -> tuple[Any, Any, dict[str, float]]:
     """The SFTTrainer for a step (not yet trained), its tokenizer and the data/batch counters."""
     from datasets import Dataset
     from trl import SFTTrainer
 
-    params = sft_params(ctx)
+    params = ctx.params
     train = params.train
     # The data: chat-templated examples, the loss on the response and its EOS only.
-    base = model_path(params.base, ctx.inputs, params.cache)
-    tokenizer = load_tokenizer(base, params.chat_template)
+    base = base_path(params)
+    tokenizer = load_tokenizer(base, params.base.chat_template)
     examples = ctx.read("data", SFTExample)
     if not examples:
         raise ValueError(f"{ctx.inputs['data']}: no SFT examples to train on")
-    rows, counts = tokenize_examples(tokenizer, examples, int(train["max_length"]))
+    rows, counts = tokenize_examples(tokenizer, examples, train.max_length)
     if not rows:
         raise ValueError(f"{ctx.inputs['data']}: every example was dropped ({dict(counts)}); raise train.max_length")
 
     # The batch: the global batch is kept whatever the number of processes.
-    world, per_device = world_size(), params.per_device_batch_size
-    accum = grad_accum(int(train["global_batch_size"]), per_device, world)
-    bf16 = use_bf16(params.bf16)
-    ds = deepspeed_file(train.get("deepspeed"))
+    world, per_device = world_size(), train.per_device_batch_size
+    accum = grad_accum(train.global_batch_size, per_device, world)
+    bf16 = use_bf16(train.bf16)
+    ds = deepspeed_file(train.deepspeed)
     if ds:
         prepare_deepspeed()
     args = training_args(ctx, params, accum, bf16, ds)
@@ -161,7 +143,7 @@ def build_trainer(ctx: StepContext) -> tuple[Any, Any, dict[str, float]]:
         args=args,
         train_dataset=Dataset.from_list(rows),  # already tokenized with labels: TRL keeps our mask
         processing_class=tokenizer,
-        peft_config=lora_config(train),
+        peft_config=lora_config(train.method, train.lora),
     )
     trainer.data_collator = CountingCollator(trainer.data_collator)
     from sca.train.bar import StepBar
@@ -181,7 +163,7 @@ def build_trainer(ctx: StepContext) -> tuple[Any, Any, dict[str, float]]:
     return trainer, tokenizer, {**counts, **batch}
 
 
-def training_args(ctx: StepContext, params: SFTParams, accum: int, bf16: bool, ds: str | None) -> Any:
+def training_args(ctx: StepContext[TrainParams], params: TrainParams, accum: int, bf16: bool, ds: str | None) -> Any:
     """TRL's SFTConfig: the paper's recipe from the train section, checkpoints under ``checkpoints/``."""
     import torch
     from trl import SFTConfig
@@ -189,30 +171,30 @@ def training_args(ctx: StepContext, params: SFTParams, accum: int, bf16: bool, d
     train, cuda = params.train, torch.cuda.is_available()
     return SFTConfig(
         output_dir=str(ctx.out / "checkpoints"),
-        per_device_train_batch_size=params.per_device_batch_size,
+        per_device_train_batch_size=train.per_device_batch_size,
         gradient_accumulation_steps=accum,
-        learning_rate=float(train["learning_rate"]),
-        lr_scheduler_type=str(train["lr_scheduler_type"]),
-        warmup_steps=float(train["warmup_ratio"]),  # transformers 5: a float < 1 is a ratio of the steps
-        optim=str(train["optim"]),
-        num_train_epochs=float(train["num_train_epochs"]),
-        max_steps=int(train["max_steps"]),
-        max_grad_norm=float(train.get("max_grad_norm", 0.0)),
-        max_length=int(train["max_length"]),
-        packing=bool(train["packing"]),
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler_type,
+        warmup_steps=train.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the steps
+        optim=train.optim,
+        num_train_epochs=train.num_train_epochs,
+        max_steps=train.max_steps,
+        max_grad_norm=train.max_grad_norm,
+        max_length=train.max_length,
+        packing=train.packing,
         packing_strategy="bfd",  # padding-free with position ids: no attention across packed examples
         bf16=bf16,
-        gradient_checkpointing=params.gradient_checkpointing,
+        gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=ds,
         use_cpu=not cuda and not ds,
         accelerator_config={"use_configured_state": True} if ds and not cuda else None,
         save_strategy="steps",
-        save_steps=params.save_steps,
+        save_steps=train.save_steps,
         save_total_limit=2,
-        logging_steps=params.logging_steps,
+        logging_steps=train.logging_steps,
         report_to=wandb_report_to(params.wandb),
-        run_name=str(params.wandb.get("name") or ctx.name),
+        run_name=params.wandb.name or ctx.name,
         seed=params.seed,
         data_seed=params.seed,
         dataset_num_proc=None,
@@ -237,27 +219,20 @@ class CountingCollator:
 
 def cli_context(
     data: Path, base: str, out: Path, overrides: Sequence[str], chat_template: str | None, seed: int
-) -> StepContext:
+) -> StepContext[TrainParams]:
     """A step context from the command line: ``train.*`` overrides are checked against TrainConfig."""
     from omegaconf import OmegaConf
-
-    from sca.config import TrainConfig, hash_view, runtime_view
 
     dotlist = [o.removeprefix("train.") for o in overrides]
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.from_dotlist(dotlist))
     cfg = OmegaConf.to_object(merged)
     assert isinstance(cfg, TrainConfig)
-    return StepContext(
-        name="train",
-        out=out,
-        inputs={"data": data},
-        params={"train": hash_view(cfg), "base": {"name_or_path": base}, "chat_template": chat_template, "seed": seed},
-        runtime={
-            **runtime_view(cfg),
-            "cache": "~/.cache/sca",
-            "wandb": {"mode": os.environ.get("WANDB_MODE", "disabled")},
-        },
+    model = ModelConfig(name_or_path=base, chat_template=chat_template)
+    wandb = WandbRun(
+        mode=os.environ.get("WANDB_MODE", "disabled"), project="sca", entity=None, group="", name="", dir=""
     )
+    params = TrainParams(cfg, model, seed, DEFAULT_CACHE, wandb)
+    return StepContext(name="train", out=out, inputs={"data": data}, params=params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
