@@ -150,7 +150,7 @@ def build_pipeline(cfg: Config) -> list[Step]:
         )
         sft_data = Step(
             f"r{r}/sft_data",
-            "sca.generate.curate:run",
+            "sca.curate:run",
             {
                 "curate": hash_view(cfg.curate),
                 "benchmarks": only(data, cfg.curate.decontaminate),

@@ -162,13 +162,8 @@ class Decontaminator:
         return self.check_exact(text, ws) or self.check_ngram(text, ws)
 
 
-def load_decontaminator(benchmarks: Sequence[str], runtime: Mapping[str, Any], ngram: int = 10) -> Decontaminator:
+def load_decontaminator(
+    benchmarks: Sequence[str], humaneval_path: str, mbpp_path: str, cache: str, versions: Mapping[str, str], ngram: int
+) -> Decontaminator:
     """The benchmarks' texts, from the files (or releases) a step's runtime names (``benchmarks.benchmark_paths``)."""
-    texts = load_benchmark_texts(
-        benchmarks,
-        str(runtime.get("humaneval_path", "")),
-        str(runtime.get("mbpp_path", "")),
-        str(runtime.get("cache", "~/.cache/sca")),
-        {b: str(runtime.get(f"{b}_version", "")) for b in benchmarks},
-    )
-    return Decontaminator(texts, ngram=ngram)
+    return Decontaminator(load_benchmark_texts(benchmarks, humaneval_path, mbpp_path, cache, versions), ngram=ngram)

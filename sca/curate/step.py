@@ -1,19 +1,21 @@
 """Step ``sft_data``: from executed responses to a clean SFT dataset (docs/method.md: curation; the reference's defects fixed).
 
-In order, every removed response counted under ``dropped_<reason>`` and written to ``removed.jsonl``:
+``run`` joins each response with its execution and lineage, then applies the phases of :mod:`.phases`
+in order, every removed response counted under ``dropped_<reason>`` and written to ``removed.jsonl``:
 
-1. passing only (``verdict == "passed"``); with ``require_strong_tests``, only those whose tests failed
-   against a stub solution (``Execution.strong_tests``, beyond the paper);
-2. format: the solution parses; the tests parse, assert something and really invoke code at top level
-   (not only defs/imports); the response shows a fenced code block and does not contain the tests; no
-   placeholder text (``TODO``, ``your code here``, ``NotImplemented``...) as whole words;
-3. instructions longer than ``max_instruction_chars`` or ``max_instruction_words`` (whitespace-separated
-   words; the method's cap is 200) dropped;
-4. one random passing response per instruction (``random.Random(f"{seed}:{instruction_id}")``);
-5. exact dedup of instructions and of responses (whitespace removed);
-6. MinHash near-dedup over the instruction, the response and the solution's code skeleton;
-7. optional assert augmentation (the paper's C.1: up to 5 asserts for half the examples; off by default);
-8. decontamination (exact + n-gram) of the final text: instruction + response.
+1. ``passing``: passing only (``verdict == "passed"``); with ``require_strong_tests``, ``strong_tests``
+   keeps only those whose tests failed against a stub solution (``Execution.strong_tests``, beyond the paper);
+2. ``well_formed``: the solution parses; the tests parse, assert something and really invoke code at top
+   level (not only defs/imports); the response shows a fenced code block and does not contain the tests;
+   no placeholder text (``TODO``, ``your code here``, ``NotImplemented``...) as whole words (:mod:`.format`);
+3. ``short_instructions``: instructions longer than ``max_instruction_chars`` or ``max_instruction_words``
+   (whitespace-separated words; the method's cap is 200) dropped;
+4. ``one_per_instruction``: one random passing response per instruction (``random.Random(f"{seed}:{instruction_id}")``);
+5. ``exact_dedup`` of instructions and of responses (whitespace removed);
+6. ``near_dedup``: MinHash over the instruction, the response and the solution's code skeleton (:mod:`.dedup`);
+7. ``add_asserts``: optional assert augmentation (the paper's C.1: up to 5 asserts for half the examples;
+   off by default); it drops nothing;
+8. ``decontaminate`` (exact + n-gram) the final text: instruction + response (:mod:`.decontam`).
 
 The walk order of 5-6 ("first occurrence wins") is a seeded shuffle: records sorted by
 ``make_id(seed, response_id)``, so the result does not depend on input order or sharding.
@@ -26,95 +28,149 @@ simply recomputes.
 
 from __future__ import annotations
 
-import ast
+import dataclasses
 import json
 import random
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sca.generate.dedup import code_skeleton, find_near_duplicates
-from sca.generate.prompting import PLACEHOLDER_RE
+from sca.curate.decontam import load_decontaminator
+from sca.curate.format import augment, format_problem
+from sca.curate.phases import (
+    NEAR_FIELDS,
+    Candidate,
+    Drop,
+    Phase,
+    decontaminate,
+    exact_dedup,
+    near_dedup,
+    one_per_instruction,
+    passing,
+    short_instructions,
+    strong_tests,
+    well_formed,
+)
 from sca.io import atomic_write_text
 from sca.progress import console, print_counters, table
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample, make_id
 from sca.step import StepContext
 
+# format_problem and augment are the step's rules, named here too for callers of the step module.
+__all__ = ["FUNNEL", "REMOVED", "Inputs", "augment", "format_problem", "join", "read_inputs", "run"]
+
 REMOVED = "removed.jsonl"
 FUNNEL = ("seeds", "concepts", "instructions", "responses", "passed", "selected", "dedup", "decontam")
-_PLACEHOLDER = PLACEHOLDER_RE  # the same rule generation applies: `return NotImplemented` is legitimate
-_FENCE = re.compile(r"```[\w+-]*\n.*?```", re.DOTALL)
-_AUGMENT_BLOCKERS = re.compile(r"\b(assert|for example|test)", re.IGNORECASE)
-_INERT = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Pass)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    response: Response
-    execution: Execution
-    instruction: Instruction
-    concepts: Concepts
-    seed: Seed
+def run(ctx: StepContext) -> dict[str, float]:
+    if ctx.num_shards != 1:
+        raise ValueError("the curation step is global (dedup) and runs as one shard; set num_shards=1 for it")
+    # The step's parameters: every read of ctx.params and ctx.runtime is in this block.
+    cfg, seed = ctx.params["curate"], int(ctx.params["seed"])
+    strong = bool(cfg["require_strong_tests"])
+    max_chars, max_words = int(cfg["max_instruction_chars"]), int(cfg["max_instruction_words"])
+    threshold, num_perm, ngram = float(cfg["dedup_threshold"]), int(cfg["dedup_num_perm"]), int(cfg["dedup_ngram"])
+    augment_p, max_asserts = float(cfg["augment_asserts_p"]), int(cfg["augment_max_asserts"])
+    benchmarks, decontam_ngram = list(cfg["decontaminate"]), int(cfg["decontam_ngram"])
+    rt = ctx.runtime  # where the benchmark files are (benchmarks.benchmark_paths); what they hold is in params
+    humaneval, mbpp = str(rt.get("humaneval_path", "")), str(rt.get("mbpp_path", ""))
+    cache, versions = str(rt.get("cache", "~/.cache/sca")), {b: str(rt.get(f"{b}_version", "")) for b in benchmarks}
 
+    journal = ctx.journal()
+    if journal.done:
+        journal.close()
+        return dict(journal.counters)
+    if max_chars < 1:
+        raise ValueError(f"curate.max_instruction_chars={max_chars} must be >= 1")
 
-def _is_docstring(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    # 1. Read the inputs and join each response with its execution, instruction, concepts and seed.
+    inputs = read_inputs(ctx)
+    candidates = join(inputs)
+    decon = load_decontaminator(benchmarks, humaneval, mbpp, cache, versions, decontam_ngram) if benchmarks else None
 
-
-def format_problem(r: Response) -> str | None:
-    """Why a response is malformed, or None."""
-    try:
-        ast.parse(r.solution)
-    except SyntaxError:
-        return "format_solution_unparsable"
-    if not r.solution.strip():
-        return "format_no_solution"
-    try:
-        tests = ast.parse(r.tests)
-    except SyntaxError:
-        return "format_tests_unparsable"
-    asserts = any(
-        isinstance(n, ast.Assert)
-        or (
-            isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Attribute | ast.Name)
-            and _callee(n.func).startswith("assert")
-        )
-        for n in ast.walk(tests)
+    # 2. Apply the phases in order; each drop says why.
+    drops: list[Drop] = []
+    passed = apply(candidates, drops, passing)
+    selected = apply(
+        passed,
+        drops,
+        partial(strong_tests, required=strong),
+        well_formed,
+        partial(short_instructions, max_chars=max_chars, max_words=max_words),
+        partial(one_per_instruction, seed=seed),
+        partial(exact_dedup, seed=seed),
     )
-    if not asserts:
-        return "format_tests_no_assert"
-    if all(isinstance(n, _INERT) or _is_docstring(n) for n in tests.body):
-        return "format_tests_not_invoked"
-    if not _FENCE.search(r.text):
-        return "format_no_code_block"
-    if r.tests.strip() and r.tests.strip() in r.text:
-        return "format_tests_in_response"
-    if _PLACEHOLDER.search(r.text) or _PLACEHOLDER.search(r.solution):
-        return "format_placeholder"
-    return None
+    near = [
+        partial(near_dedup, field=f, threshold=threshold, num_perm=num_perm, ngram=ngram, seed=seed)
+        for f in NEAR_FIELDS
+    ]
+    deduped = apply(selected, drops, *near)
+    prompted = add_asserts(deduped, seed=seed, p=augment_p, max_asserts=max_asserts)
+    final = apply(prompted, drops, partial(decontaminate, decon=decon))
+
+    # 3. Write the examples, what was removed and why, and the counters.
+    counts = Counter(f"dropped_{d.reason}" for d in drops)
+    if prompted:
+        counts["augmented"] = sum(c.prompt != c.instruction.text for c in prompted)
+    funnel = {
+        "seeds": len(inputs.seeds),
+        "concepts": len(inputs.concepts),
+        "instructions": len(inputs.instructions),
+        "responses": len(inputs.responses),
+        "passed": len(passed),
+        "selected": len(selected),
+        "dedup": len(deduped),
+        "decontam": len(final),
+    }
+    counts.update({f"funnel_{k}": funnel[k] for k in FUNNEL})
+    removed = sorted((removed_entry(d) for d in drops), key=lambda e: (e["reason"], e["response_id"]))
+    atomic_write_text(
+        ctx.out / REMOVED, "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in removed)
+    )
+    examples = sorted((to_example(c) for c in final), key=lambda x: x.id)
+    journal.commit([r.id for r in inputs.responses] + ["_final"], examples, counts)
+    journal.close()
+    print_funnel(funnel)
+    print_counters("curation", journal.counters)
+    return dict(journal.counters)
 
 
-def _callee(func: ast.expr) -> str:
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    seeds: dict[str, Seed]
+    concepts: dict[str, Concepts]
+    instructions: dict[str, Instruction]
+    responses: list[Response]
+    executions: dict[str, Execution]  # by response id
 
 
-def augment(instruction: str, tests: str, rng: random.Random, p: float, max_asserts: int) -> str:
-    """With probability ``p``, append up to ``max_asserts`` of the tests' top-level asserts (paper C.1)."""
-    if p <= 0 or rng.random() >= p or _AUGMENT_BLOCKERS.search(instruction):
-        return instruction
-    tree = ast.parse(tests)
-    asserts = [ast.get_source_segment(tests, n) or "" for n in tree.body if isinstance(n, ast.Assert)]
-    asserts = [a for a in asserts if a and "\n" not in a]
-    if not asserts:
-        return instruction
-    k = rng.randint(1, min(max_asserts, len(asserts)))
-    picked = sorted(rng.sample(range(len(asserts)), k))
-    noun = "assertion" if k == 1 else "assertions"
-    block = "\n".join(asserts[i] for i in picked)
-    return f"{instruction}\n\nYour code should pass the following {noun}:\n```python\n{block}\n```"
+def read_inputs(ctx: StepContext) -> Inputs:
+    """The step's inputs, indexed by id; an id twice means a corrupt input and fails."""
+    seeds = _index(ctx.read("seeds", Seed), "seeds")
+    concepts = _index(ctx.read("concepts", Concepts), "concepts")
+    instructions = _index(ctx.read("instructions", Instruction), "instructions")
+    responses = ctx.read("responses", Response)
+    executions: dict[str, Execution] = {}
+    for e in ctx.read("executions", Execution):
+        if e.parent_id in executions:
+            raise ValueError(f"response {e.parent_id} has two executions; the executions step output is corrupt")
+        executions[e.parent_id] = e
+    return Inputs(seeds, concepts, instructions, responses, executions)
+
+
+def join(inputs: Inputs) -> list[Candidate]:
+    """Every response with its execution and lineage, by response id; a missing link fails with its name."""
+    out = []
+    for r in sorted(inputs.responses, key=lambda r: r.id):
+        if r.id not in inputs.executions:
+            raise ValueError(f"response {r.id} has no execution in the 'executions' input; re-run the executions step")
+        inst = _parent(inputs.instructions, r.parent_id, "instructions", f"response {r.id}")
+        conc = _parent(inputs.concepts, inst.parent_id, "concepts", f"instruction {inst.id}")
+        sd = _parent(inputs.seeds, conc.parent_id, "seeds", f"concepts {conc.id}")
+        out.append(Candidate(r, inputs.executions[r.id], inst, conc, sd, prompt=inst.text))
+    return out
 
 
 def _index(records: Sequence[Any], what: str) -> dict[str, Any]:
@@ -135,162 +191,51 @@ def _parent(index: Mapping[str, Any], parent_id: str, what: str, child: str) -> 
     return index[parent_id]
 
 
-def _squash(text: str) -> str:
-    return "".join(text.split())
+def apply(cands: list[Candidate], drops: list[Drop], *phases: Phase) -> list[Candidate]:
+    """Apply ``phases`` one after the other: what they keep, returned; what they drop, appended to ``drops``."""
+    for phase in phases:
+        cands, dropped = phase(cands)
+        drops += dropped
+    return cands
 
 
-def run(ctx: StepContext) -> dict[str, float]:
-    if ctx.num_shards != 1:
-        raise ValueError("the curation step is global (dedup) and runs as one shard; set num_shards=1 for it")
-    cfg, seed = ctx.params["curate"], int(ctx.params["seed"])
-    journal = ctx.journal()
-    if journal.done:
-        journal.close()
-        return dict(journal.counters)
-    if cfg["max_instruction_chars"] < 1:
-        raise ValueError(f"curate.max_instruction_chars={cfg['max_instruction_chars']} must be >= 1")
-
-    seeds = _index(ctx.read("seeds", Seed), "seeds")
-    concepts = _index(ctx.read("concepts", Concepts), "concepts")
-    instructions = _index(ctx.read("instructions", Instruction), "instructions")
-    responses = ctx.read("responses", Response)
-    executions: dict[str, Execution] = {}
-    for e in ctx.read("executions", Execution):
-        if e.parent_id in executions:
-            raise ValueError(f"response {e.parent_id} has two executions; the executions step output is corrupt")
-        executions[e.parent_id] = e
-
-    counts: Counter[str] = Counter()
-    funnel = {
-        "seeds": len(seeds),
-        "concepts": len(concepts),
-        "instructions": len(instructions),
-        "responses": len(responses),
-    }
-    removed: list[dict[str, Any]] = []
-
-    def drop(c: Candidate | Response, reason: str, detail: str = "", texts: bool = True) -> None:
-        r = c.response if isinstance(c, Candidate) else c
-        counts[f"dropped_{reason}"] += 1
-        entry: dict[str, Any] = {"response_id": r.id, "instruction_id": r.parent_id, "reason": reason, "detail": detail}
-        if texts and isinstance(c, Candidate):
-            entry["instruction"] = c.instruction.text
-            entry["response"] = r.text
-        removed.append(entry)
-
-    # 1-3: per response
-    by_instruction: dict[str, list[Candidate]] = defaultdict(list)
-    passed = 0
-    for r in sorted(responses, key=lambda r: r.id):
-        if r.id not in executions:
-            raise ValueError(f"response {r.id} has no execution in the 'executions' input; re-run the executions step")
-        e = executions[r.id]
-        inst = _parent(instructions, r.parent_id, "instructions", f"response {r.id}")
-        conc = _parent(concepts, inst.parent_id, "concepts", f"instruction {inst.id}")
-        sd = _parent(seeds, conc.parent_id, "seeds", f"concepts {conc.id}")
-        if e.verdict != "passed":
-            drop(r, "not_passed", e.verdict, texts=False)
-            continue
-        passed += 1
-        c = Candidate(response=r, execution=e, instruction=inst, concepts=conc, seed=sd)
-        problem = format_problem(r)
-        if cfg["require_strong_tests"] and e.strong_tests is not True:
-            # tests that also pass against a stub solution (every function returns None) check nothing
-            drop(c, "weak_tests" if e.strong_tests is False else "tests_not_stub_checked")
-        elif problem:
-            drop(c, problem)
-        elif len(inst.text) > cfg["max_instruction_chars"]:
-            drop(c, "instruction_too_long", f"{len(inst.text)} chars")
-        elif 0 < cfg["max_instruction_words"] < len(inst.text.split()):
-            drop(c, "instruction_too_many_words", f"{len(inst.text.split())} words")
-        else:
-            by_instruction[inst.id].append(c)
-    funnel["passed"] = passed
-
-    # 4: one random passing response per instruction
-    chosen: list[Candidate] = []
-    for inst_id in sorted(by_instruction):
-        group = by_instruction[inst_id]
-        pick = random.Random(f"{seed}:{inst_id}").randrange(len(group))
-        chosen.append(group[pick])
-        for i, c in enumerate(group):
-            if i != pick:
-                drop(c, "not_selected", group[pick].response.id, texts=False)
-
-    # 5: exact dedup, walking a seeded shuffle
-    chosen.sort(key=lambda c: make_id(str(seed), c.response.id))
-    seen_inst: dict[str, str] = {}
-    seen_resp: dict[str, str] = {}
-    selected: list[Candidate] = []
-    for c in chosen:
-        ki, kr = _squash(c.instruction.text), _squash(c.response.text)
-        if ki in seen_inst:
-            drop(c, "duplicate_instruction", seen_inst[ki])
-        elif kr in seen_resp:
-            drop(c, "duplicate_response", seen_resp[kr])
-        else:
-            seen_inst[ki], seen_resp[kr] = c.response.id, c.response.id
-            selected.append(c)
-    funnel["selected"] = len(selected)
-
-    # 6: near dedup, one field after the other
-    fields = {
-        "instruction": lambda c: c.instruction.text,
-        "response": lambda c: c.response.text,
-        "skeleton": lambda c: code_skeleton(c.response.solution),
-    }
-    for field_name, get in fields.items():
-        kept, dups = find_near_duplicates(
-            [get(c) for c in selected], cfg["dedup_threshold"], cfg["dedup_num_perm"], cfg["dedup_ngram"], seed
+def add_asserts(cands: Sequence[Candidate], *, seed: int, p: float, max_asserts: int) -> list[Candidate]:
+    """Each candidate's prompt: its instruction, with some of its tests' asserts appended (paper C.1)."""
+    return [
+        dataclasses.replace(
+            c,
+            prompt=augment(
+                c.instruction.text, c.response.tests, random.Random(f"{seed}:{c.response.id}:augment"), p, max_asserts
+            ),
         )
-        for i, j in sorted(dups.items()):
-            drop(selected[i], f"near_duplicate_{field_name}", selected[j].response.id)
-        selected = [selected[i] for i in kept]
-    funnel["dedup"] = len(selected)
+        for c in cands
+    ]
 
-    # 7-8: build the final examples, then decontaminate what will be trained on
-    decon = None
-    if cfg["decontaminate"]:
-        from sca.generate.decontam import load_decontaminator
 
-        decon = load_decontaminator(cfg["decontaminate"], ctx.runtime, ngram=int(cfg["decontam_ngram"]))
-    examples: list[SFTExample] = []
-    for c in selected:
-        rng = random.Random(f"{seed}:{c.response.id}:augment")
-        text = augment(c.instruction.text, c.response.tests, rng, cfg["augment_asserts_p"], cfg["augment_max_asserts"])
-        counts["augmented"] += text != c.instruction.text
-        hit = decon.check(text + "\n\n" + c.response.text) if decon else None
-        if hit:
-            drop(c, "contaminated", hit)
-            continue
-        examples.append(
-            SFTExample(
-                id=make_id(c.response.id, text),
-                parent_id=c.response.id,
-                prompt=[{"role": "user", "content": text}],
-                completion=[{"role": "assistant", "content": c.response.text}],
-                lineage={
-                    "seed": c.seed.id,
-                    "concepts": c.concepts.id,
-                    "instruction": c.instruction.id,
-                    "response": c.response.id,
-                    "execution": c.execution.id,
-                },
-            )
-        )
-    funnel["decontam"] = len(examples)
+def removed_entry(d: Drop) -> dict[str, Any]:
+    """One line of ``removed.jsonl``."""
+    r = d.candidate.response
+    entry: dict[str, Any] = {"response_id": r.id, "instruction_id": r.parent_id, "reason": d.reason, "detail": d.detail}
+    if d.texts:
+        entry["instruction"] = d.candidate.instruction.text
+        entry["response"] = r.text
+    return entry
 
-    removed.sort(key=lambda e: (e["reason"], e["response_id"]))
-    atomic_write_text(
-        ctx.out / REMOVED, "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in removed)
+
+def to_example(c: Candidate) -> SFTExample:
+    return SFTExample(
+        id=make_id(c.response.id, c.prompt),
+        parent_id=c.response.id,
+        prompt=[{"role": "user", "content": c.prompt}],
+        completion=[{"role": "assistant", "content": c.response.text}],
+        lineage={
+            "seed": c.seed.id,
+            "concepts": c.concepts.id,
+            "instruction": c.instruction.id,
+            "response": c.response.id,
+            "execution": c.execution.id,
+        },
     )
-    counts.update({f"funnel_{k}": funnel[k] for k in FUNNEL})
-    examples.sort(key=lambda x: x.id)
-    journal.commit([r.id for r in responses] + ["_final"], examples, counts)
-    journal.close()
-    print_funnel(funnel)
-    print_counters("curation", journal.counters)
-    return dict(journal.counters)
 
 
 def print_funnel(funnel: Mapping[str, int]) -> None:
