@@ -69,7 +69,7 @@ def run(ctx: StepContext) -> dict[str, float]:
         raise ValueError("the curation step is global (dedup) and runs as one shard; set num_shards=1 for it")
     # The step's parameters: every read of ctx.params and ctx.runtime is in this block.
     cfg, seed = ctx.params["curate"], int(ctx.params["seed"])
-    strong = bool(cfg["require_strong_tests"])
+    require_strong = bool(cfg["require_strong_tests"])
     max_chars, max_words = int(cfg["max_instruction_chars"]), int(cfg["max_instruction_words"])
     threshold, num_perm, ngram = float(cfg["dedup_threshold"]), int(cfg["dedup_num_perm"]), int(cfg["dedup_ngram"])
     augment_p, max_asserts = float(cfg["augment_asserts_p"]), int(cfg["augment_max_asserts"])
@@ -96,7 +96,7 @@ def run(ctx: StepContext) -> dict[str, float]:
     selected = apply(
         passed,
         drops,
-        partial(strong_tests, required=strong),
+        partial(strong_tests, required=require_strong),
         well_formed,
         partial(short_instructions, max_chars=max_chars, max_words=max_words),
         partial(one_per_instruction, seed=seed),
