@@ -4,7 +4,7 @@
 
 Builds seeds -> concepts -> instructions -> responses -> executions (two responses per instruction,
 ~70% passing, a few exact and near duplicates and planted HumanEval/MBPP solutions), runs
-``sca.generate.curate.run`` on them with the real benchmark files, and measures:
+``sca.curate.run`` on them with the real benchmark files, and measures:
 
 * **curate**: records (responses) per second of the whole step: reading the inputs, format checks,
   selection, exact + MinHash dedup (3 fields), decontamination, writing.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from docs_block import write_block  # noqa: E402
 
 from sca.config import CurateConfig, hash_view  # noqa: E402
-from sca.generate import curate  # noqa: E402
-from sca.generate.decontam import Decontaminator, load_benchmark_texts, normalize  # noqa: E402
+from sca.curate import step as curate  # noqa: E402
+from sca.curate.decontam import Decontaminator, load_benchmark_texts, normalize  # noqa: E402
 from sca.io import write_finished_step  # noqa: E402
 from sca.records import Concepts, Execution, Instruction, Response, Seed, make_id  # noqa: E402
 from sca.step import StepContext  # noqa: E402

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sca.config import CurateConfig, hash_view
-from sca.generate import curate
+from sca.curate import step as curate
 from sca.io import iter_records, write_finished_step
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample, make_id
 from sca.step import StepContext

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sca.generate.decontam import BenchmarkText, Decontaminator, load_benchmark_texts
+from sca.curate.decontam import BenchmarkText, Decontaminator, load_benchmark_texts
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sca.generate.dedup import code_skeleton, find_near_duplicates, near_dedup, shingles
+from sca.curate.dedup import code_skeleton, find_near_duplicates, near_dedup, shingles
 
 BASE = "write a function that returns the sum of the squares of the even numbers in a list of integers"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sca.config import SandboxConfig, SeedsConfig
+from sca.curate.decontam import Decontaminator, load_benchmark_texts
 from sca.generate import fewshot, seed_filters, seeds
-from sca.generate.decontam import Decontaminator, load_benchmark_texts
 from sca.generate.fewshot import (
     CATEGORIES,
     DIFFICULTIES,

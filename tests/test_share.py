@@ -20,7 +20,7 @@ def chain(store: Path, n: int = 3) -> list[Step]:
     """seeds, executions, sft_data (depending on both), train (a model folder) and two eval steps."""
     seeds = Step("seeds", "sca.generate.seeds:run", {"s": 1})
     executions = Step("r0/executions", "sca.sandbox.step:run", {"e": 1})
-    sft = Step("r0/sft_data", "sca.generate.curate:run", {"c": 1}, {"seeds": seeds, "executions": executions})
+    sft = Step("r0/sft_data", "sca.curate.step:run", {"c": 1}, {"seeds": seeds, "executions": executions})
     train = Step("r0/train", "sca.train.sft:run", {"t": 1}, {"data": sft})
     base_eval = Step("base/eval", "sca.evalplus:run", {"b": 1})
     tuned_eval = Step("r0/eval", "sca.evalplus:run", {"r": 1}, {"model": train})

@@ -36,7 +36,7 @@ def test_torchrun_two_processes_with_deepspeed_saves_a_loadable_model(
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     store = tmp_path / "store"
-    data = Step("r0/sft_data", "sca.generate.curate:run", {"n": 16})
+    data = Step("r0/sft_data", "sca.curate.step:run", {"n": 16})
     make_sft_dir(data.out_dir(store), 16)
     cfg = TrainConfig(method="full", max_steps=3, global_batch_size=4, max_length=128, learning_rate=1e-3,
                       deepspeed=f"conf/deepspeed/{zero}.json", save_steps=2)  # fmt: skip

@@ -3,7 +3,7 @@
 Mining and the per-function filters run sharded in the ``mined_seeds`` step (:mod:`sca.generate.seed_mining`,
 :mod:`sca.generate.seed_filters`). This step then applies, in order: 1. exact duplicates (the same code
 mined twice keeps its smallest source name), 2. decontamination (exact + word n-gram,
-:mod:`sca.generate.decontam`), 3. basedpyright reports no error, 4. MinHash near-duplicates, 5. ``limit``
+:mod:`sca.curate.decontam`), 3. basedpyright reports no error, 4. MinHash near-duplicates, 5. ``limit``
 (a seeded sample; with the judge on, the judge applies it to the seeds it approves instead). Without a
 ``mined`` input it mines the source itself first, as one shard, into ``<out>/mined/``.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from sca.benchmarks import BenchmarkFiles
 from sca.config import SeedsConfig
-from sca.generate.dedup import near_dedup
+from sca.curate.dedup import near_dedup
 from sca.generate.seed_filters import (  # noqa: F401 - re-exported: the seed filters' public names
     Candidate,
     Filters,
@@ -224,7 +224,7 @@ def run(ctx: StepContext[SeedsParams]) -> dict[str, float]:
     counts["dropped_duplicate"] += n - len(unique)
 
     if cfg.decontaminate:
-        from sca.generate.decontam import load_decontaminator
+        from sca.curate.decontam import load_decontaminator
 
         decon = load_decontaminator(ctx.params.benchmarks, ngram=cfg.decontam_ngram)
         for sid in sorted(unique):
