@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from docs_block import write_block  # noqa: E402
 
-from sca.config import CurateConfig, hash_view  # noqa: E402
+from sca.benchmarks import BenchmarkFiles  # noqa: E402
+from sca.config import DEFAULT_CACHE, CurateConfig  # noqa: E402
 from sca.curate import step as curate  # noqa: E402
 from sca.curate.decontam import Decontaminator, load_benchmark_texts, normalize  # noqa: E402
 from sca.io import write_finished_step  # noqa: E402
@@ -105,13 +106,9 @@ def bench(n_responses: int, baseline_sample: int) -> dict[str, Any]:
         root = Path(tmp)
         inputs = {k: write_finished_step(root / k, v) for k, v in data.items()}
         (root / "out").mkdir()
-        ctx = StepContext(
-            name="sft_data",
-            out=root / "out",
-            inputs=inputs,
-            params={"curate": hash_view(CurateConfig()), "seed": 0},
-            runtime={"humaneval_path": str(HUMANEVAL), "mbpp_path": str(MBPP)},
-        )
+        paths = {"humaneval": str(HUMANEVAL), "mbpp": str(MBPP)}
+        files = BenchmarkFiles({b: "bench" for b in paths}, paths, {b: "" for b in paths}, DEFAULT_CACHE)
+        ctx = StepContext("sft_data", root / "out", inputs, curate.CurateParams(CurateConfig(), files, 0))
         t0 = time.perf_counter()
         counters = curate.run(ctx)
         curate_s = time.perf_counter() - t0

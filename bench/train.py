@@ -30,10 +30,12 @@ from docs_block import write_block  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from sca.config import TrainConfig, hash_view, runtime_view  # noqa: E402
+from sca.config import DEFAULT_CACHE, ModelConfig, TrainConfig  # noqa: E402
 from sca.io import SUCCESS  # noqa: E402
 from sca.records import SFTExample, make_id, to_json  # noqa: E402
 from sca.step import StepContext  # noqa: E402
+from sca.tracking import WandbRun  # noqa: E402
+from sca.train.sft import TrainParams  # noqa: E402
 
 MARK = "<!-- bench:train -->", "<!-- /bench:train -->"
 NOTE = (
@@ -74,13 +76,9 @@ def one_run(
         method="full", max_steps=steps, global_batch_size=per_device, per_device_batch_size=per_device,
         max_length=max_length, packing=packing, save_steps=10**6, logging_steps=steps,
     )  # fmt: skip
-    ctx = StepContext(
-        name="bench/train",
-        out=out,
-        inputs={"data": data},
-        params={"train": hash_view(cfg), "base": {"name_or_path": model}, "chat_template": None, "seed": 0},
-        runtime={**runtime_view(cfg), "cache": "~/.cache/sca", "wandb": {"mode": "disabled"}},
-    )
+    wandb = WandbRun(mode="disabled", project="sca", entity=None, group="", name="", dir="")
+    params = TrainParams(cfg, ModelConfig(name_or_path=model), 0, DEFAULT_CACHE, wandb)
+    ctx = StepContext(name="bench/train", out=out, inputs={"data": data}, params=params)
     return run(ctx)
 
 

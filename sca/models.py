@@ -14,7 +14,6 @@ import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,20 +106,6 @@ def load_tokenizer(path: str, chat_template: str | None = None) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def model_path(model: Mapping[str, Any], inputs: Mapping[str, Path], cache: str) -> str:
-    """The loadable path of a step's model spec: a named model, or the checkpoint a train step produced.
-
-    ``model`` is ``{"name_or_path": ...}`` for a named model, or ``{"from_step": "r0/train"}`` when a
-    round generates with the model trained earlier; that train step is then the input ``"model"``, and
-    its checkpoint is ``<dir>/model``.
-    """
-    if "from_step" in model:
-        if "model" not in inputs:
-            raise KeyError(f"model spec {dict(model)} needs the train step as input 'model'")
-        return str(Path(inputs["model"]) / "model")
-    return resolve_model(str(model["name_or_path"]), cache)
 
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefix: str = "") -> str:

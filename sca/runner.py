@@ -1,7 +1,7 @@
 """The plan runner: which steps are cached, running each pending one under its lock, sealing it.
 
 A step's directory is done when ``_SUCCESS`` exists, written last after ``stats.json``; ``spec.json`` is
-written first with the params, runtime, inputs, git SHA and package versions. The launcher that runs a
+written first with the typed params, inputs, git SHA and package versions. The launcher that runs a
 step's shards (this machine, torchrun, SLURM) is :mod:`sca.launch`'s; the step contract is :mod:`sca.step`'s.
 """
 
@@ -106,7 +106,6 @@ def execute(
             "params": to_json(step.params),
             "params_type": type_name(step.params),
             "hashed": hash_view(step.params),
-            "runtime": step.runtime,
             "num_shards": step.num_shards,
             "inputs": {k: str(d.out_dir(store)) for k, d in step.deps.items()},
             "git": git_state(),

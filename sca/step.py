@@ -54,7 +54,6 @@ class Step(Generic[P]):
     fn: str  # "sca.generate.responses:run"
     params: P
     deps: Mapping[str, Step[Any]] = field(default_factory=dict)
-    runtime: Mapping[str, Any] = field(default_factory=dict)  # not hashed
     where: Where = "inline"
     version: int = 1  # bump when fn's output semantics change
     num_shards: int = 1  # runtime: not hashed, outputs do not depend on it
@@ -87,7 +86,6 @@ class StepContext(Generic[P]):
     out: Path
     inputs: Mapping[str, Path]
     params: P
-    runtime: Mapping[str, Any] = field(default_factory=dict)  # TRANSITION: removed with Step.runtime
     shard: int = 0
     num_shards: int = 1
 
@@ -142,7 +140,6 @@ def run_shard(out: Path, shard: int = 0) -> None:
         out=out,
         inputs={k: Path(v) for k, v in spec["inputs"].items()},
         params=params,
-        runtime=spec["runtime"],
         shard=shard,
         num_shards=spec["num_shards"],
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sca.config import CurateConfig, hash_view
+from sca.benchmarks import BenchmarkFiles
+from sca.config import CurateConfig
 from sca.curate import step as curate
+from sca.curate.step import CurateParams
 from sca.io import iter_records, write_finished_step
 from sca.records import Concepts, Execution, Instruction, Response, Seed, SFTExample, make_id
 from sca.step import StepContext
@@ -130,18 +133,24 @@ class Data:
 
 
 def ctx_for(
-    tmp: Path, data: Data, name: str = "out", seed: int = 0, runtime: dict[str, str] | None = None, **over: Any
-) -> StepContext:
+    tmp: Path,
+    data: Data,
+    name: str = "out",
+    seed: int = 0,
+    files: tuple[str, str] = ("", ""),
+    decontaminate: Sequence[str] = (),
+    **over: Any,
+) -> StepContext[CurateParams]:
     inputs = {
         k: write_finished_step(tmp / f"{name}-in" / k, getattr(data, k))
         for k in ("seeds", "concepts", "instructions", "responses", "executions")
     }
-    cfg = hash_view(CurateConfig(decontaminate=[]))
-    cfg.update(over)
+    # The benchmarks go in as the planner gives them (names, hashes, files); the config names the known ones.
+    cfg = CurateConfig(decontaminate=[b for b in decontaminate if b in ("humaneval", "mbpp")], **over)
+    paths = {"humaneval": files[0], "mbpp": files[1]}
+    benchmarks = BenchmarkFiles({b: f"test:{b}" for b in decontaminate}, paths, {b: "" for b in paths}, str(tmp))
     (tmp / name).mkdir()
-    return StepContext(
-        name="sft_data", out=tmp / name, inputs=inputs, params={"curate": cfg, "seed": seed}, runtime=runtime or {}
-    )
+    return StepContext(name="sft_data", out=tmp / name, inputs=inputs, params=CurateParams(cfg, benchmarks, seed))
 
 
 def outputs(ctx: StepContext) -> list[SFTExample]:
@@ -326,8 +335,8 @@ def test_planted_humaneval_solution_is_decontaminated(
         )
     )
     good = d.respond(d.task())
-    runtime = {"humaneval_path": str(humaneval_plus_path), "mbpp_path": str(mbpp_plus_path)}
-    ctx = ctx_for(tmp_path, d, runtime=runtime, decontaminate=["humaneval", "mbpp"])
+    files = (str(humaneval_plus_path), str(mbpp_plus_path))
+    ctx = ctx_for(tmp_path, d, files=files, decontaminate=["humaneval", "mbpp"])
     counters = curate.run(ctx)
     assert counters["dropped_contaminated"] == 2 and counters["funnel_decontam"] == 1
     assert [ex.parent_id for ex in outputs(ctx)] == [good.id]

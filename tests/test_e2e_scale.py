@@ -28,7 +28,7 @@ def test_round_two_generates_with_round_one_model_and_a_sweep_shares_generation(
     for stage in ("concepts", "instructions", "responses"):
         spec = json.loads((step_dir(store, f"r1/{stage}") / "spec.json").read_text())
         assert spec["inputs"]["model"] == str(r0_train), stage
-        assert spec["params"]["llm"]["model"]["from_step"] == "r0/train"
+        assert spec["params"]["llm"]["trained_by"] == "r0/train"
     assert (step_dir(store, "r1/eval") / "scores.json").exists()
 
     # Two trials differing in a training knob: the first is the round-0 run above (all cached), the second

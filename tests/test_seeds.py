@@ -341,7 +341,9 @@ def the_stack(root: Path, files: int = 3, rows: int = 4) -> Path:
 
 
 def mined_step(dataset: Path, shards: int, **over: Any) -> Step:
-    cfg = SeedsConfig(**{"source": "hf", "hf_dataset": str(dataset), "hf_data_dir": "data/python", "workers": 1, **over})
+    cfg = SeedsConfig(
+        **{"source": "hf", "hf_dataset": str(dataset), "hf_data_dir": "data/python", "workers": 1, **over}
+    )
     return Step("mined_seeds", "sca.generate.seed_mining:run", mining_params(cfg), num_shards=shards)
 
 

@@ -13,14 +13,19 @@ from typing import Any
 
 import pytest
 
-from sca.config import GenerateConfig, hash_view
+from sca.config import ConfigError, GenerateConfig
 from sca.generate import batches
+from sca.generate.concepts import ConceptsParams
+from sca.generate.instructions import InstructionsParams
+from sca.generate.judge import JudgeParams
 from sca.generate.prompting import EXAMPLE_HEADER
+from sca.generate.responses import ResponsesParams
 from sca.io import MERGED, read_records
-from sca.llm.contract import Completion, Request
+from sca.llm.contract import Completion, LLMParams, Request
 from sca.records import Concepts, Instruction, Response, Seed, make_id
 from sca.runner import run_plan
 from sca.step import Step, StepContext
+from tests.helpers.params import llm_params
 
 GEN = GenerateConfig()
 
@@ -162,45 +167,41 @@ def plan(
     batch_size: int = 2,
     chat: bool = False,
     n: int = 4,
-    llm: Mapping[str, Any] | None = None,
+    llm: LLMParams | None = None,
     max_tokens: int | None = None,
     num_fewshots: int | None = None,
     continue_for_tests: bool = False,
     judge_limit: int = 0,
 ) -> dict[str, Step]:
-    llm = llm or {"backend": "scripted", "model": {"name_or_path": "scripted", "chat": chat}}
-    runtime = {"backend": {"batch_size": batch_size}, "cache": "unused"}
+    model = llm or llm_params("scripted", chat=chat, batch_size=batch_size)
 
-    def params(conf: Any, **extra: Any) -> dict[str, Any]:
-        view = hash_view(conf)  # a fresh dict: the shared config is never mutated
-        if max_tokens is not None:
-            view["sampling"]["max_tokens"] = max_tokens
-        if num_fewshots is not None:
-            view["num_fewshots"] = min(num_fewshots, view["num_fewshots"])
+    def stage(conf: Any) -> Any:  # a copy: the shared config is never mutated
+        sampling = replace(conf.sampling, max_tokens=max_tokens or conf.sampling.max_tokens)
+        shots = conf.num_fewshots if num_fewshots is None else min(num_fewshots, conf.num_fewshots)
         if conf is GEN.responses:
-            view["sampling"]["n"] = n
-            view["continue_for_tests"] = continue_for_tests
-        return {"llm": llm, "stage": view, "prompt_file": conf.prompt, "seed": seed, **extra}
+            sampling = replace(sampling, n=n)
+            return replace(conf, sampling=sampling, num_fewshots=shots, continue_for_tests=continue_for_tests)
+        return replace(conf, sampling=sampling, num_fewshots=shots)
 
     source = Step("seeds", "tests.test_stages:emit", {"records": seeds})
-    judge = Step("judged_seeds", "sca.generate.judge:run", params(GEN.judge, limit=judge_limit), {"seeds": source},
-                 runtime=runtime)  # fmt: skip
+    judge = Step(
+        "judged_seeds", "sca.generate.judge:run", JudgeParams(model, stage(GEN.judge), seed, judge_limit),
+        {"seeds": source},
+    )  # fmt: skip
     concepts = Step(
-        "r0/concepts", "sca.generate.concepts:run", params(GEN.concepts), {"seeds": source}, runtime=runtime
+        "r0/concepts", "sca.generate.concepts:run", ConceptsParams(model, stage(GEN.concepts), seed), {"seeds": source}
     )
     instructions = Step(
         "r0/instructions",
         "sca.generate.instructions:run",
-        params(GEN.instructions, categories=GEN.categories, difficulties=GEN.difficulties),
+        InstructionsParams(model, stage(GEN.instructions), seed, GEN.categories, GEN.difficulties),
         {"concepts": concepts},
-        runtime=runtime,
     )
     responses = Step(
         "r0/responses",
         "sca.generate.responses:run",
-        params(GEN.responses),
+        ResponsesParams(model, stage(GEN.responses), seed),
         {"instructions": instructions},
-        runtime=runtime,
     )
     return {"seeds": source, "judge": judge, "concepts": concepts, "instructions": instructions, "responses": responses}
 
@@ -211,10 +212,8 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     ScriptedBackend.log = []
 
     def use(crash_after: int = -1) -> None:
-        def open_backend(
-            llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]
-        ) -> ScriptedBackend:
-            assert llm["backend"] == "scripted" and "batch_size" in runtime["backend"]
+        def open_backend(llm: LLMParams, inputs: Mapping[str, Path]) -> ScriptedBackend:
+            assert llm.model.name_or_path == "scripted"
             return ScriptedBackend(crash_after)
 
         monkeypatch.setattr(batches, "open_backend", open_backend)
@@ -333,15 +332,15 @@ def test_the_seeds_step_leaves_the_limit_to_the_judge_when_it_is_on(tmp_path: Pa
     from tests.test_config import composed
 
     judged = {s.name: s for s in build_pipeline(composed("experiment=codeqwen7b", f"paths.root={tmp_path}"))}
-    assert judged["seeds"].params["seeds"]["limit"] == 0
-    assert judged["judged_seeds"].params["limit"] == 250000
+    assert judged["seeds"].params.seeds.limit == 0
+    assert judged["judged_seeds"].params.limit == 250000
     plain = {
         s.name: s
         for s in build_pipeline(
             composed("experiment=qwen25coder7b", "generate.judge.enabled=false", f"paths.root={tmp_path}")
         )
     }
-    assert "judged_seeds" not in plain and plain["seeds"].params["seeds"]["limit"] == 250000
+    assert "judged_seeds" not in plain and plain["seeds"].params.seeds.limit == 250000
 
 
 def test_fixed_seed_gives_identical_records_whatever_the_batch_size(
@@ -396,30 +395,23 @@ def test_resume_after_a_crash_mid_stage(tmp_path: Path, scripted: Callable[..., 
 
 def test_instructions_reject_unknown_categories(tmp_path: Path, scripted: Callable[..., None]) -> None:
     steps = plan()
-    bad = Step(
-        "r0/instructions",
-        "sca.generate.instructions:run",
-        {**steps["instructions"].params, "categories": {"function": 1.0, "poem": 1.0}},
-        {"concepts": steps["concepts"]},
-        runtime=steps["instructions"].runtime,
-    )
-    with pytest.raises(ValueError, match=r"params\['categories'\] has unknown entries \['poem'\]"):
+    params = replace(steps["instructions"].params, categories={"function": 1.0, "poem": 1.0})
+    bad = Step("r0/instructions", "sca.generate.instructions:run", params, {"concepts": steps["concepts"]})
+    with pytest.raises(ValueError, match=r"categories has unknown entries \['poem'\]"):
         run_plan([steps["seeds"], steps["concepts"], bad], tmp_path)
 
 
-def test_missing_prompt_file_param_is_named(tmp_path: Path, scripted: Callable[..., None]) -> None:
+def test_missing_prompt_file_is_named(tmp_path: Path, scripted: Callable[..., None]) -> None:
     steps = plan()
-    params = {k: v for k, v in steps["concepts"].params.items() if k != "prompt_file"}
-    bad = Step(
-        "r0/concepts", "sca.generate.concepts:run", params, {"seeds": steps["seeds"]}, runtime=steps["concepts"].runtime
-    )
-    with pytest.raises(KeyError, match="prompt_file"):
+    params = replace(steps["concepts"].params, stage=replace(GEN.concepts, prompt="nope.txt"))
+    bad = Step("r0/concepts", "sca.generate.concepts:run", params, {"seeds": steps["seeds"]})
+    with pytest.raises(ConfigError, match="prompt file 'nope.txt' not found"):
         run_plan([steps["seeds"], bad], tmp_path)
 
 
 def test_stages_on_the_real_hf_backend_count_every_completion(tmp_path: Path, tiny_model_dir: Path) -> None:
     """A random tiny model writes garbage: whatever comes back must be kept or counted, never lost."""
-    llm = {"backend": "hf", "model": {"name_or_path": str(tiny_model_dir), "chat": False, "max_model_len": 4096}}
+    llm = llm_params(tiny_model_dir, "hf", 4096, batch_size=2)
     steps = plan([seed_record("good_0"), seed_record("good_1")], llm=llm, n=2, max_tokens=12, num_fewshots=1)
     concepts = [{"id": make_id("c", str(k)), "parent_id": "p", "concepts": ["recursion", "sets"]} for k in range(2)]
     instructions = [
@@ -475,7 +467,7 @@ def test_a_stage_that_fails_mid_batch_closes_its_backend_at_once(
 
     opened: list[ScriptedBackend] = []
 
-    def open_backend(llm: Mapping[str, Any], runtime: Mapping[str, Any], inputs: Mapping[str, Path]) -> ScriptedBackend:
+    def open_backend(llm: LLMParams, inputs: Mapping[str, Path]) -> ScriptedBackend:
         opened.append(ScriptedBackend())
         return opened[-1]
 
@@ -486,7 +478,7 @@ def test_a_stage_that_fails_mid_batch_closes_its_backend_at_once(
     run(steps, tmp_path, "seeds")
     step, out = steps["concepts"], tmp_path / "concepts"
     out.mkdir()
-    ctx = StepContext(step.name, out, {"seeds": steps["seeds"].out_dir(tmp_path)}, step.params, step.runtime)
+    ctx = StepContext(step.name, out, {"seeds": steps["seeds"].out_dir(tmp_path)}, step.params)
     monkeypatch.setattr(batches, "open_backend", open_backend)
     monkeypatch.setattr(concepts, "parse_concepts", broken_parser)
     closed_while_handling = None

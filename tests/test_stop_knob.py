@@ -17,8 +17,9 @@ from tests.test_stages import ScriptedBackend, _stage_of, plan, run, scripted  #
 def test_configured_stop_strings_reach_the_requests(tmp_path: Path) -> None:
     steps = plan(chat=True)
     responses = steps["responses"]
-    stage = {**responses.params["stage"], "sampling": {**responses.params["stage"]["sampling"], "stop": ["\n\n\n"]}}
-    steps["responses"] = dataclasses.replace(responses, params={**responses.params, "stage": stage})
+    stage = responses.params.stage
+    stage = dataclasses.replace(stage, sampling=dataclasses.replace(stage.sampling, stop=["\n\n\n"]))
+    steps["responses"] = dataclasses.replace(responses, params=dataclasses.replace(responses.params, stage=stage))
     run(steps, tmp_path, "concepts", "instructions", "responses")
     requests = [req for call in ScriptedBackend.log for req in call]
     asked = [req for req in requests if _stage_of(req) == "responses"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from sca.config import TrainConfig, hash_view, runtime_view
+from sca.config import TrainConfig
 from sca.io import SUCCESS
 from sca.models import render_prompt
 from sca.records import SFTExample, make_id, to_json
@@ -19,7 +18,8 @@ from sca.step import StepContext
 from sca.train import sft
 from sca.train.common import deepspeed_file, grad_accum, last_checkpoint, use_bf16
 from sca.train.data import IGNORE, render_example, tokenize_examples
-from sca.train.sft import build_trainer, cli_context, run
+from sca.train.sft import TrainParams, build_trainer, cli_context, run
+from tests.helpers.params import train_params
 
 SYSTEM = "You write short, correct Python."
 
@@ -45,23 +45,12 @@ def make_sft_dir(path: Path, n: int) -> Path:
     return path
 
 
-def make_ctx(out: Path, data: Path, base: Path, chat_template: str | None = None, **overrides: Any) -> StepContext:
+def make_ctx(
+    out: Path, data: Path, base: Path, chat_template: str | None = None, **overrides: Any
+) -> StepContext[TrainParams]:
     """The context the pipeline would give the train step, with TrainConfig fields overridden."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in overrides.items() if k in fields})
-    extra = {k: v for k, v in overrides.items() if k not in fields}
-    return StepContext(
-        name="r0/train",
-        out=out,
-        inputs={"data": data},
-        params={
-            "train": hash_view(cfg),
-            "base": {"name_or_path": str(base)},
-            "chat_template": chat_template,
-            "seed": 0,
-        },
-        runtime={**runtime_view(cfg), "cache": str(out / "cache"), "wandb": {"mode": "disabled"}, **extra},
-    )
+    params = train_params(base, str(out / "cache"), TrainConfig(**overrides), chat_template)
+    return StepContext(name="r0/train", out=out, inputs={"data": data}, params=params)
 
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "sca" / "templates" / "chatml.jinja"
@@ -280,9 +269,9 @@ def test_bad_inputs_name_the_field(tmp_path: Path, data_dir: Path, tiny_model_di
 
 def test_cli_overrides_are_checked_against_the_schema(tmp_path: Path, data_dir: Path) -> None:
     ctx = cli_context(data_dir, "base", tmp_path, ["train.method=full", "max_steps=7", "train.lora.r=4"], None, 1)
-    assert ctx.params["train"]["method"] == "full" and ctx.params["train"]["max_steps"] == 7
-    assert ctx.params["train"]["lora"]["r"] == 4 and ctx.params["seed"] == 1
-    assert ctx.runtime["per_device_batch_size"] == 1
+    assert ctx.params.train.method == "full" and ctx.params.train.max_steps == 7
+    assert ctx.params.train.lora.r == 4 and ctx.params.seed == 1
+    assert ctx.params.train.per_device_batch_size == 1
     with pytest.raises(Exception, match="no_such_key"):
         cli_context(data_dir, "base", tmp_path, ["train.no_such_key=1"], None, 0)
     with pytest.raises(Exception, match="train.method"):

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sca.config import TrainConfig, hash_view, runtime_view
+from sca.config import TrainConfig
 from sca.launch import LocalLauncher
 from sca.runner import execute
 from sca.step import Step
+from tests.helpers.params import train_params
 from tests.test_train import make_ctx, make_sft_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,13 +41,8 @@ def test_torchrun_two_processes_with_deepspeed_saves_a_loadable_model(
     make_sft_dir(data.out_dir(store), 16)
     cfg = TrainConfig(method="full", max_steps=3, global_batch_size=4, max_length=128, learning_rate=1e-3,
                       deepspeed=f"conf/deepspeed/{zero}.json", save_steps=2)  # fmt: skip
-    train = Step(
-        "r0/train", "sca.train.sft:run",
-        {"train": hash_view(cfg), "base": {"name_or_path": str(tiny_model_dir)}, "chat_template": None, "seed": 0},
-        {"data": data},
-        runtime={**runtime_view(cfg), "cache": str(tmp_path / "cache"), "wandb": {"mode": "disabled"}},
-        where="torchrun",
-    )  # fmt: skip
+    params = train_params(tiny_model_dir, str(tmp_path / "cache"), cfg)
+    train = Step("r0/train", "sca.train.sft:run", params, {"data": data}, where="torchrun")
     stats = execute(train, store, {}, LocalLauncher(torchrun_args=("--standalone", "--nproc_per_node=2")))
     assert stats["world_size"] == 2 and stats["grad_accum"] == 2 and stats["global_batch"] == 4
     assert stats["steps"] == 3

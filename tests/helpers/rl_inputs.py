@@ -10,10 +10,12 @@ from typing import Any
 
 import torch
 
-from sca.config import RLConfig, SandboxConfig, hash_view, runtime_view
+from sca.config import RLConfig, SandboxConfig
 from sca.io import SUCCESS
 from sca.records import Execution, Response, SFTExample, make_id, to_json
+from sca.rl.grpo import RLParams
 from sca.step import StepContext
+from tests.helpers.params import WANDB_OFF
 
 PASSING = "```python\ndef add_{k}(x):\n    return x + {k}\n```"
 FORGED = "```python\nimport os\nos._exit(0)\n```"
@@ -80,7 +82,7 @@ FAST = {
 }
 
 
-def rl_ctx(out: Path, inputs: dict[str, Path], **overrides: Any) -> StepContext:
+def rl_ctx(out: Path, inputs: dict[str, Path], **overrides: Any) -> StepContext[RLParams]:
     """The context the pipeline gives the rl step, with RLConfig fields overridden."""
     fields = {f.name for f in dataclasses.fields(RLConfig)}
     merged = {**FAST, **overrides}
@@ -89,13 +91,8 @@ def rl_ctx(out: Path, inputs: dict[str, Path], **overrides: Any) -> StepContext:
     if isinstance(merged.get("lora"), dict):
         merged["lora"] = LoraConfig(**merged["lora"])
     cfg = RLConfig(**{k: v for k, v in merged.items() if k in fields})
-    return StepContext(
-        name="r0/rl",
-        out=out,
-        inputs=inputs,
-        params={"rl": hash_view(cfg), "sandbox": hash_view(SandboxConfig(timeout_s=5)), "seed": 0},
-        runtime={**runtime_view(cfg), "sandbox_workers": 2, "wandb": {"mode": "disabled"}},
-    )
+    params = RLParams(cfg, SandboxConfig(timeout_s=5, workers=2), 0, WANDB_OFF)
+    return StepContext(name="r0/rl", out=out, inputs=inputs, params=params)
 
 
 def scripted_generate(tokenizer: Any, answer: Any) -> Any:
