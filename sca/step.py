@@ -58,6 +58,9 @@ class Step(Generic[P]):
     version: int = 1  # bump when fn's output semantics change
     num_shards: int = 1  # runtime: not hashed, outputs do not depend on it
 
+    def __post_init__(self) -> None:
+        self.key  # noqa: B018 - computed now: a file the key hashes (a prompt, a chat template) must exist when planned
+
     @cached_property
     def key(self) -> str:
         payload = {

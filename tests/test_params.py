@@ -74,3 +74,21 @@ def test_no_step_reads_params_by_string_key() -> None:
         if pattern.search(line)
     ]
     assert hits == []
+
+
+def test_a_prompt_file_edited_after_planning_stops_the_step(tmp_path: Path) -> None:
+    """Its outputs would sit under a key made from the old text: the child refuses, naming the field."""
+    from sca.config import StageConfig
+    from sca.generate.concepts import ConceptsParams
+    from sca.step import run_shard
+    from tests.helpers.params import llm_params
+
+    prompt = tmp_path / "concepts.txt"
+    prompt.write_text((ROOT / "sca" / "generate" / "prompts" / "concepts.txt").read_text())
+    params = ConceptsParams(llm_params("m"), StageConfig(prompt=str(prompt)), 0)
+    spec = {"name": "r0/concepts", "fn": "sca.generate.concepts:run", "params": to_json(params),
+            "params_type": type_name(params), "hashed": hash_view(params), "inputs": {}, "num_shards": 1}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    prompt.write_text(prompt.read_text() + "\nOne more rule.\n")
+    with pytest.raises(ValueError, match=r"r0/concepts: stage\.prompt changed after the plan was built"):
+        run_shard(tmp_path)

@@ -23,7 +23,7 @@ PAPER = ("codeqwen7b", "starcoder2_15b", "qwen25coder7b")
 
 
 def frequencies(params: dict[str, Any], key: str, allowed: tuple[str, ...], n: int = 30000) -> dict[str, float]:
-    choices = weights(params, key, allowed)
+    choices = weights(params[key], key, allowed)
     # The stage's own per-record RNG: one Random per record id, as batches.query_rng makes them.
     counts = Counter(draw(random.Random(f"0:{i:06d}:instructions"), choices) for i in range(n))
     return {name: counts[name] / n for name in allowed}
@@ -78,7 +78,7 @@ def test_a_weight_that_is_not_a_number_names_the_key() -> None:
 def test_the_stage_refuses_weights_it_cannot_draw_from() -> None:
     for bad in ({}, ["function"], {"function": -1.0}, {"function": 0.0}):
         with pytest.raises(ValueError, match="categories"):
-            weights({"categories": bad}, "categories", CATEGORIES)
+            weights(bad, "categories", CATEGORIES)
 
 
 # ---- the recipe conformance table --------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_the_gate_compares_the_rl_model_with_the_sft_model_it_started_from() -> 
 
 
 def test_a_round_whose_rl_model_falls_below_its_sft_model_stops_the_next_round(tmp_path: Path) -> None:
-    from sca.main import gate_open
+    from sca.rounds import gate_open
 
     cfg = composed("experiment=tiny", "rl.enabled=true", "run.rounds=2", f"paths.root={tmp_path}", "paths.data=")
     steps = build_pipeline(cfg)
@@ -80,6 +80,6 @@ def test_a_round_whose_rl_model_falls_below_its_sft_model_stops_the_next_round(t
     score("base/eval", 0.10)
     score("r0/eval", 0.40)
     score("r0/rl/eval", 0.42)
-    assert gate_open(cfg, first_round, tmp_path / "store")
+    assert gate_open(first_round, tmp_path / "store", cfg.run.gate_margin)
     score("r0/rl/eval", 0.30)
-    assert not gate_open(cfg, first_round, tmp_path / "store")
+    assert not gate_open(first_round, tmp_path / "store", cfg.run.gate_margin)

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from sca.config import ConfigError, to_config
+from sca.config import ConfigError, EvalConfig, to_config
+from sca.eval.evalplus import EvalParams
 from sca.io import write_finished_step
 from sca.records import EvalSample, Execution, Seed, SFTExample, make_id
 from sca.share import publish
 from sca.step import Step
+from tests.helpers.params import benchmark_files, llm_params
 
 
 def chain(store: Path, n: int = 3) -> list[Step]:
@@ -22,8 +24,9 @@ def chain(store: Path, n: int = 3) -> list[Step]:
     executions = Step("r0/executions", "sca.sandbox.step:run", {"e": 1})
     sft = Step("r0/sft_data", "sca.curate.step:run", {"c": 1}, {"seeds": seeds, "executions": executions})
     train = Step("r0/train", "sca.train.sft:run", {"t": 1}, {"data": sft})
-    base_eval = Step("base/eval", "sca.evalplus:run", {"b": 1})
-    tuned_eval = Step("r0/eval", "sca.evalplus:run", {"r": 1}, {"model": train})
+    scored = EvalParams(EvalConfig(), benchmark_files(), llm_params("m"), 0)
+    base_eval = Step("base/eval", "sca.eval.evalplus:run", scored)
+    tuned_eval = Step("r0/eval", "sca.eval.evalplus:run", scored, {"model": train})
     write_finished_step(seeds.out_dir(store), [
         Seed(id=f"seed{i}", parent_id="", code=f"def f{i}(): pass", name=f"f{i}", source=f"json/{i}.py")
         for i in range(n)

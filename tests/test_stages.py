@@ -404,9 +404,8 @@ def test_instructions_reject_unknown_categories(tmp_path: Path, scripted: Callab
 def test_missing_prompt_file_is_named(tmp_path: Path, scripted: Callable[..., None]) -> None:
     steps = plan()
     params = replace(steps["concepts"].params, stage=replace(GEN.concepts, prompt="nope.txt"))
-    bad = Step("r0/concepts", "sca.generate.concepts:run", params, {"seeds": steps["seeds"]})
-    with pytest.raises(ConfigError, match="prompt file 'nope.txt' not found"):
-        run_plan([steps["seeds"], bad], tmp_path)
+    with pytest.raises(ConfigError, match="prompt file 'nope.txt' not found"):  # where the step is declared
+        Step("r0/concepts", "sca.generate.concepts:run", params, {"seeds": steps["seeds"]})
 
 
 def test_stages_on_the_real_hf_backend_count_every_completion(tmp_path: Path, tiny_model_dir: Path) -> None:
