@@ -3,11 +3,23 @@ the paired per-task view of each tuned model against the base model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sca.report import Report
+
+class Report(Protocol):
+    """What the figures read of the report (:class:`sca.report.Report` has it)."""
+
+    @property
+    def funnel(self) -> Sequence[Sequence[Any]]: ...
+    @property
+    def losses(self) -> dict[str, list[tuple[float, float]]]: ...
+    @property
+    def intervals(self) -> list[dict[str, Any]]: ...
+    @property
+    def task_grid(self) -> list[tuple[str, list[tuple[str, str]]]]: ...
+
 
 SOLVED_COLORS = {"both": "#55a868", "gained": "#4c72b0", "lost": "#c44e52", "neither": "#dddddd"}
 
