@@ -92,6 +92,18 @@ class ResponsesConfig(StageConfig):
     """When a sample stops after its code without writing tests, ask the model (a second request, from the
     sample's own text) to continue with them. Not the method's: it changes what the kept responses look like.
     A sample cut at max_tokens is never continued: it is dropped as truncated."""
+    stop_at_code_end: bool = False
+    """Also stop each answer at the end of its first code block, and its tests at the end of theirs (then ask
+    for the tests with continue_for_tests). Not the method's: for a small model that, after its code, repeats
+    itself until max_tokens, which costs most of the stage's tokens and drops the sample as truncated."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stop_at_code_end and not self.continue_for_tests:
+            raise ConfigError(
+                "stop_at_code_end=true ends every answer before its tests: it needs continue_for_tests=true to ask "
+                "for them"
+            )
 
 
 @dataclass

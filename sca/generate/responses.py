@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
 from contextlib import closing
@@ -24,6 +25,8 @@ STAGE = "responses"
 # Where an answer hands over to its tests, as in the few-shot examples.
 TESTS_CUE = "\n</response>\n\n<tests>\nThese checks cover the usual and the edge cases:\n\n```python\nassert "
 FIRST_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n.*?\n[ \t]*```", re.DOTALL)
+# With stop_at_code_end, generation also stops at a closing fence (the backend drops the stop string itself).
+CODE_END = "\n```\n"
 
 
 @dataclass(frozen=True)
@@ -33,22 +36,28 @@ class ResponsesParams:
     seed: int
 
 
-def ask_for_tests(request: Request, k: int, completion: Completion) -> Request | None:
+def ask_for_tests(
+    request: Request, k: int, completion: Completion, stopped_at_code_end: bool = False
+) -> Request | None:
     """Continue an answer that ended after its solution without writing tests (``continue_for_tests``).
 
     Small models often stop after the code, or ramble on into more code blocks. Their answer up to the
     end of its first code block is kept, and the model is asked to go on from the tests cue of the
     few-shot format, in its own context, so the tests are still its own. A sample cut at max_tokens is
-    never continued: it is dropped as truncated, whatever it holds.
+    never continued: it is dropped as truncated, whatever it holds. With ``stopped_at_code_end`` (the
+    stage stops at a closing fence), an answer that stopped inside its code block is closed there first.
     """
     if completion.finish_reason == "length" or "</response>" in completion.text:
         return None
-    block = FIRST_BLOCK_RE.search(completion.text)
+    text = completion.text
+    if stopped_at_code_end and completion.finish_reason == "stop" and text.count("```") % 2 == 1:
+        text = text.rstrip("\n") + CODE_END.rstrip("\n")
+    block = FIRST_BLOCK_RE.search(text)
     if block is None:
         return None
     return dataclasses.replace(
         request,
-        prefix=request.prefix + completion.text[: block.end()] + TESTS_CUE,
+        prefix=request.prefix + text[: block.end()] + TESTS_CUE,
         n=1,
         seed=(request.seed * 1_000_003 + k + 1) % 2**31,
         max_tokens=min(request.max_tokens, 256),  # tests are short; a rambling model is cut sooner
@@ -61,8 +70,12 @@ def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
     # 1. The template and the few-shot examples it pins.
     template = load_template(stage.prompt)  # its content was checked against the step key
     pool = [example.fields() for example in load_examples(template.examples)]
-    follow_up = ask_for_tests if stage.continue_for_tests else None
-    asking = Asking(STAGE, template, llm.chat, stage.sampling, seed, llm, follow_up)
+    sampling, follow_up = stage.sampling, None
+    if stage.stop_at_code_end:  # the answer ends with its code; its tests are asked for next (continue_for_tests)
+        sampling = dataclasses.replace(sampling, stop=[*sampling.stop, CODE_END])
+    if stage.continue_for_tests:
+        follow_up = functools.partial(ask_for_tests, stopped_at_code_end=stage.stop_at_code_end)
+    asking = Asking(STAGE, template, llm.chat, sampling, seed, llm, follow_up)
 
     with ctx.journal() as journal:
         # 2. One query per instruction left to do, after few-shot examples drawn with its own rng.
