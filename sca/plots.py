@@ -82,11 +82,13 @@ def scores(report: Report, path: Path) -> Path:
         ]
         ax.bar([x + offset for x in xs], values, width=0.4, color=color, label=f"{kind} tests",
                yerr=errors, capsize=4, ecolor="black")  # fmt: skip
-        for x, v in zip(xs, values, strict=True):
-            ax.text(x + offset, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        for x, iv in zip(xs, report.intervals, strict=True):  # above the interval, not across it
+            ax.text(x + offset, iv[kind].high + 0.01, f"{iv[kind].value:.2f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(xs, [f"{iv['model']}\n{iv['benchmark']}\nn={iv['plus'].n}" for iv in report.intervals])
     ax.set_ylabel("pass@1 (95% interval)")
-    ax.set_ylim(0, 1)
+    # Up to the highest interval, not to 1: scores of a few percent must still be bars one can read.
+    top = max(iv[kind].high for iv in report.intervals for kind in ("base", "plus"))
+    ax.set_ylim(0, min(1.0, top * 1.15 + 0.05))
     ax.legend()
     ax.set_title("EvalPlus pass@1 with 95% intervals")
     fig.tight_layout()

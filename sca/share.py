@@ -219,7 +219,7 @@ def publish(
     tracker: Any = None,
 ) -> Path | None:
     """Build the dataset and cards of the last round in this run; push them when ``hub.repo_id`` is set."""
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
     from sca.progress import console
     from sca.report import collect
@@ -234,10 +234,16 @@ def publish(
     if share.exists():
         shutil.rmtree(share)
     dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({"id": [], "messages": []})
-    dataset.save_to_disk(str(share / "dataset"))
     hub_data = share / "hub" / "dataset"
     (hub_data / "data").mkdir(parents=True)
-    dataset.to_parquet(str(hub_data / "data" / "train-00000-of-00001.parquet"))
+    bars = is_progress_bar_enabled()
+    disable_progress_bars()  # datasets' own "Saving"/"Creating parquet" bars are third-party terminal output
+    try:
+        dataset.save_to_disk(str(share / "dataset"))
+        dataset.to_parquet(str(hub_data / "data" / "train-00000-of-00001.parquet"))
+    finally:
+        if bars:
+            enable_progress_bars()
     tiers = sorted({str(r["sandbox_tier"]) for r in rows if r["sandbox_tier"]})
     dataset_card(cfg, report, len(rows), tiers).save(hub_data / "README.md")
     repo = cfg.hub.repo_id or None

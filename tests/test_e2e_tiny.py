@@ -93,6 +93,7 @@ def test_whole_loop_flows_ids_and_reruns_only_what_changed(
     assert "## Funnel" in (run_dir / "share" / "hub" / "dataset" / "README.md").read_text()
     assert "## Evaluation" in (run_dir / "share" / "hub" / "model" / "README.md").read_text()
     assert not re.search(r"\bINFO\b(?! sca\.)", first.stdout + first.stderr), "libraries' INFO lines stay in logs"
+    assert "Saving the dataset" not in first.stdout + first.stderr, "nor datasets' progress bars"
 
     again = sca_main(tmp_path, tiny_model_dir, server_url)
     assert again.returncode == 0
