@@ -269,11 +269,20 @@ def test_killed_rl_resumes_from_its_last_checkpoint_and_ends_where_a_straight_ru
     assert any(not torch.equal(ckpt[n], final[n]) for n in ckpt), "training went on from the checkpoint"
 
 
-def test_score_intervals_are_seeded_bootstraps_over_tasks() -> None:
-    from sca.rl.report import fmt, interval
+def test_rl_scores_carry_the_same_intervals_as_the_scores_table(tmp_path: Path) -> None:
+    """0 of 20 tasks is not a certain 0: the RL table used a bootstrap that printed [0.000, 0.000]."""
+    from sca.io import write_finished_step
+    from sca.records import EvalSample
+    from sca.rl.report import benchmark_intervals, fmt
+    from sca.scores import interval
 
-    assert interval([1.0, 1.0, 1.0]) == (1.0, 1.0, 1.0)
-    mean, low, high = interval([0.0, 1.0] * 10)
-    assert mean == 0.5 and 0.2 < low < 0.5 < high < 0.8
-    assert interval([0.0, 1.0] * 10) == (mean, low, high), "the same figures on every run"
-    assert fmt(None) == "-" and fmt((0.5, 0.25, 0.75)) == "0.500 [0.250, 0.750]"
+    def sample(task: int, passed: bool) -> EvalSample:
+        verdict = "pass" if passed else "fail"
+        return EvalSample(id=f"s{task}", parent_id="", benchmark="humaneval", task_id=f"HumanEval/{task}", sample=0,
+                          prompt="p", completion="c", solution="s", base_verdict=verdict, plus_verdict=verdict)  # fmt: skip
+
+    none = write_finished_step(tmp_path / "none", [sample(t, False) for t in range(20)])
+    assert fmt(benchmark_intervals(none)["humaneval"]) == str(interval([0.0] * 20)) == "0.000 [0.000, 0.161]"
+    one = write_finished_step(tmp_path / "one", [sample(t, t == 3) for t in range(20)])
+    assert fmt(benchmark_intervals(one)["humaneval"]) == "0.050 [0.009, 0.236]"
+    assert fmt(None) == "-"

@@ -1,8 +1,9 @@
 """The RL section of the run report: the reward curve, and base -> SFT -> RL scores with 95% intervals.
 
-Intervals are a percentile bootstrap over benchmark tasks (each task's pass@1 on the plus tests, the
-samples of a task kept together), seeded, so a re-run prints the same figures. With the 20-task slices
-of the CPU recipe they are wide: that width is the point of showing them.
+Intervals are the rest of the report's (:func:`sca.scores.interval` over each task's plus-test pass rate:
+Wilson when every task is solved or not, a seeded bootstrap over tasks otherwise), so the same model gets the
+same interval in both tables. With the 20-task slices of the CPU recipe they are wide: that width is the point
+of showing them.
 """
 
 from __future__ import annotations
@@ -13,41 +14,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sca.scores import Interval, interval, task_rates
 from sca.step import Step
 
-BOOTSTRAP = 2000
 Rows = list[list[Any]]
 
 
-def task_scores(eval_dir: Path) -> dict[str, list[float]]:
-    """Benchmark -> per-task pass@1 on the plus tests (EvalPlus's plus pass: base and plus tests pass)."""
+def benchmark_intervals(eval_dir: Path) -> dict[str, Interval]:
+    """Benchmark -> plus-test pass@1 over its tasks, with its 95% interval."""
     from sca.io import read_records
     from sca.records import EvalSample
 
-    passed: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    for s in read_records(eval_dir, EvalSample):
-        passed[s.benchmark][s.task_id].append(s.base_verdict == "pass" and s.plus_verdict == "pass")
-    return {b: [sum(v) / len(v) for v in tasks.values()] for b, tasks in sorted(passed.items())}
+    rates = task_rates(read_records(eval_dir, EvalSample), plus=True)
+    by_bench: dict[str, list[float]] = defaultdict(list)
+    for (bench, _), rate in sorted(rates.items()):
+        by_bench[bench].append(rate)
+    return {bench: interval(values) for bench, values in by_bench.items()}
 
 
-def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """Mean and a 95% percentile-bootstrap interval over the values (tasks)."""
-    import numpy as np
-
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(BOOTSTRAP, x.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(x.mean()), float(low), float(high)
-
-
-def fmt(score: tuple[float, float, float] | None) -> str:
-    if score is None:
-        return "-"
-    mean, low, high = score
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+def fmt(score: Interval | None) -> str:
+    return "-" if score is None else str(score)
 
 
 def rl_steps(steps: Sequence[Step]) -> list[Step]:
@@ -60,11 +46,11 @@ def score_rows(steps: Sequence[Step], store: Path) -> Rows:
     rows: Rows = []
     for rl in rl_steps(steps):
         r = rl.name.split("/")[0]
-        cells: dict[str, dict[str, tuple[float, float, float]]] = {}
+        cells: dict[str, dict[str, Interval]] = {}
         for label, name in (("base", "base/eval"), ("sft", f"{r}/eval"), ("rl", f"{r}/rl/eval")):
             step = by_name.get(name)
             if step is not None and (step.out_dir(store) / "_SUCCESS").exists():
-                cells[label] = {b: interval(v) for b, v in task_scores(step.out_dir(store)).items()}
+                cells[label] = benchmark_intervals(step.out_dir(store))
         for bench in sorted({b for c in cells.values() for b in c}):
             rows.append([r, bench, *(fmt(cells.get(k, {}).get(bench)) for k in ("base", "sft", "rl"))])
     return rows
@@ -118,7 +104,7 @@ def section(steps: Sequence[Step], store: Path, run_dir: Path) -> list[str]:
             lines.append(f"{name}: held-out reward {held[0]:.3f} -> {held[-1]:.3f}.")
     rows = score_rows(steps, store)
     if rows:
-        lines += ["", "Plus-test pass@1 with 95% bootstrap intervals over tasks:", ""]
+        lines += ["", "Plus-test pass@1 with 95% intervals (as in the scores table):", ""]
         lines += ["| round | benchmark | base | SFT | RL |", "|---|---|---|---|---|"]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     plot = plot_rewards(curves, run_dir / "rl_reward.png")
