@@ -24,7 +24,7 @@ class Report(Protocol):
 SOLVED_COLORS = {"both": "#55a868", "gained": "#4c72b0", "lost": "#c44e52", "neither": "#dddddd"}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,9 +33,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def funnel(report: Report, path: Path) -> Path:
     """Horizontal bars on a log axis (3,278 functions and 3 examples on one figure), each with its count."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = [str(r[0]) for r in report.funnel][::-1]
     counts = [int(r[1]) for r in report.funnel][::-1]
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(counts) + 1.2))
@@ -48,14 +55,11 @@ def funnel(report: Report, path: Path) -> Path:
         ax.text(max(c, 0.8) * 1.08, y, f"{c:,}", va="center", fontsize=9)
     ax.set_xlabel("records (log scale)")
     ax.set_title("funnel: seeds to SFT examples")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def loss(report: Report, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, history in report.losses.items():
         if history:
@@ -63,15 +67,12 @@ def loss(report: Report, path: Path) -> Path:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def scores(report: Report, path: Path) -> Path:
     """pass@1 per model and benchmark, base and plus tests side by side, with 95% intervals and n."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(report.intervals) + 2), 4.5))
     xs = list(range(len(report.intervals)))
     for offset, kind, color in ((-0.2, "base", "#8da0cb"), (0.2, "plus", "#4c72b0")):
@@ -91,15 +92,12 @@ def scores(report: Report, path: Path) -> Path:
     ax.set_ylim(0, min(1.0, top * 1.15 + 0.05))
     ax.legend()
     ax.set_title("EvalPlus pass@1 with 95% intervals")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def paired(report: Report, path: Path) -> Path:
     """One row of cells per (tuned model, benchmark): each task colored by who solved it (plus tests)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = report.task_grid
     width = max(len(cells) for _, cells in rows)
     fig, ax = plt.subplots(figsize=(min(2 + 0.28 * width, 24), 0.6 * len(rows) + 1.6))
@@ -117,10 +115,7 @@ def paired(report: Report, path: Path) -> Path:
     names = ["solved by both", "tuned only (gained)", "base only (lost)", "neither"]
     ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, fontsize=8)
     ax.set_title("base vs tuned, task by task (plus tests)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def all_plots(report: Report, run_dir: Path) -> dict[str, Path]:

@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sca.config import DEFAULT_CACHE
+
 if TYPE_CHECKING:
     from sca.benchmarks import BenchmarkFiles
 
@@ -77,7 +79,7 @@ def load_benchmark_texts(
     benchmarks: Sequence[str],
     humaneval_path: str = "",
     mbpp_path: str = "",
-    cache: str = "~/.cache/sca",
+    cache: str = DEFAULT_CACHE,
     versions: Mapping[str, str] | None = None,
 ) -> list[BenchmarkText]:
     """Prompts, solutions and asserts of the benchmarks, read like the eval step reads them (one loader)."""

@@ -82,8 +82,6 @@ def run(ctx: StepContext[CurateParams]) -> dict[str, float]:
     if journal.done:
         journal.close()
         return dict(journal.counters)
-    if cfg.max_instruction_chars < 1:
-        raise ValueError(f"curate.max_instruction_chars={cfg.max_instruction_chars} must be >= 1")
 
     # 1. Read the inputs and join each response with its execution, instruction, concepts and seed.
     inputs = read_inputs(ctx)

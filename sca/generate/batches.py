@@ -4,9 +4,7 @@ A stage (concepts, instructions, responses, judge) reads it as a story::
 
     with ctx.journal() as journal:
         queries = [Query(record, fields, shots) for record in pending(ctx, journal, records)]
-        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
-            for batch in batches:
-                commit(journal, batch, parse(batch.answers))   # the stage's own parsing
+        ask_all(ctx, journal, queries, asking, parse)   # parse(query, samples, counts): the stage's own
     return summary(ctx, STAGE, journal)
 
 The journal makes this exactly-once: a batch's records and its input ids are committed together, so a
@@ -21,6 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -188,6 +187,23 @@ def continue_samples(
             completion_tokens=first.completion_tokens + answer.completion_tokens,
         )
     return merged, len(asked)
+
+
+def ask_all(
+    ctx: StepContext,
+    journal: Journal,
+    queries: list[Query[T]],
+    asking: Asking,
+    parse: Callable[[Query[T], list[Completion], Counter[str]], Sequence[Any]],
+) -> None:
+    """Ask every query a batch at a time; commit each batch's parsed records before the next batch is asked.
+
+    ``parse`` turns a query's samples into records, counting what it cannot use. ``closing``: an error in it
+    shuts the engine at once, not when its traceback is finally released.
+    """
+    with closing(answered_batches(ctx, journal, queries, asking)) as batches:
+        for batch in batches:
+            commit(journal, batch, [r for query, samples in batch.answers for r in parse(query, samples, batch.counts)])
 
 
 def commit(journal: Journal, batch: Batch[Any], records: Sequence[Any]) -> None:

@@ -6,11 +6,10 @@ Params: :class:`ConceptsParams`; inputs: {"seeds"}.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 
 from sca.config import StageConfig
-from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
+from sca.generate.batches import Asking, Query, ask_all, pending, query_rng, summary
 from sca.generate.fewshot import load_examples, sample
 from sca.generate.prompting import each_sample, first_line_complete, load_template, parse_concepts, unique_by_id
 from sca.llm.contract import Completion, LLMParams
@@ -42,12 +41,9 @@ def run(ctx: StepContext[ConceptsParams]) -> dict[str, float]:
             for s in pending(ctx, journal, ctx.read("seeds", Seed))
         ]
         # 3. Ask a batch at a time; commit each batch's concepts as it comes back.
-        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
-            for batch in batches:
-                found = []
-                for query, samples in batch.answers:
-                    found += concepts_of(query.record, samples, batch.counts)
-                commit(journal, batch, found)
+        ask_all(
+            ctx, journal, queries, asking, lambda query, samples, counts: concepts_of(query.record, samples, counts)
+        )
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)
 

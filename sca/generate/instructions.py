@@ -10,11 +10,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping
-from contextlib import closing
 from dataclasses import dataclass
 
 from sca.config import StageConfig
-from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
+from sca.generate.batches import Asking, Query, ask_all, pending, query_rng, summary
 from sca.generate.fewshot import CATEGORIES, DIFFICULTIES, load_examples, sample
 from sca.generate.prompting import each_sample, load_template, parse_instruction, unique_by_id
 from sca.llm.contract import Completion, LLMParams
@@ -58,12 +57,7 @@ def run(ctx: StepContext[InstructionsParams]) -> dict[str, float]:
             }
             queries.append(Query(concepts, fields, sample(pool, stage.num_fewshots, rng)))
         # 3. Ask a batch at a time; commit each batch's instructions as it comes back.
-        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
-            for batch in batches:
-                found = []
-                for query, samples in batch.answers:
-                    found += instructions_of(query, samples, batch.counts)
-                commit(journal, batch, found)
+        ask_all(ctx, journal, queries, asking, instructions_of)
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 
 from sca.config import JudgeConfig
-from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
+from sca.generate.batches import Asking, Query, ask_all, pending, query_rng, summary
 from sca.generate.fewshot import load_judge_examples, sample, split_docstring
 from sca.generate.prompting import load_template, parse_verdict
 from sca.io import iter_records, shard_name
@@ -83,10 +82,9 @@ def judge(
     """Judge every seed of ``seeds``; the approved ones are the records of ``ctx.out``."""
     with ctx.journal() as journal:
         queries = [query(s, pool, num_fewshots, asking.seed) for s in pending(ctx, journal, seeds)]
-        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
-            for batch in batches:
-                found = [q.record for q, samples in batch.answers if approves(samples, batch.counts)]
-                commit(journal, batch, found)
+        ask_all(
+            ctx, journal, queries, asking, lambda q, samples, counts: [q.record] if approves(samples, counts) else []
+        )
     return summary(ctx, STAGE, journal)
 
 

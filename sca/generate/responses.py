@@ -10,11 +10,10 @@ import dataclasses
 import functools
 import re
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 
 from sca.config import ResponsesConfig
-from sca.generate.batches import Asking, Query, answered_batches, commit, pending, query_rng, summary
+from sca.generate.batches import Asking, Query, ask_all, pending, query_rng, summary
 from sca.generate.fewshot import load_examples, sample
 from sca.generate.prompting import each_sample, load_template, parse_response
 from sca.llm.contract import Completion, LLMParams, Request
@@ -84,12 +83,9 @@ def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
             for i in pending(ctx, journal, ctx.read("instructions", Instruction))
         ]
         # 3. Ask a batch at a time (an answer without tests may be continued); commit each batch's responses.
-        with closing(answered_batches(ctx, journal, queries, asking)) as batches:
-            for batch in batches:
-                found = []
-                for query, samples in batch.answers:
-                    found += responses_of(query.record, samples, batch.counts)
-                commit(journal, batch, found)
+        ask_all(
+            ctx, journal, queries, asking, lambda query, samples, counts: responses_of(query.record, samples, counts)
+        )
     # 4. The counters, as a table.
     return summary(ctx, STAGE, journal)
 

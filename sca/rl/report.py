@@ -66,13 +66,11 @@ def reward_curves(steps: Sequence[Step], store: Path) -> dict[str, list[dict[str
 
 
 def plot_rewards(curves: dict[str, list[dict[str, float]]], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sca.plots import pyplot, save_figure
 
     if not any(curves.values()):
         return None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in curves.items():
         for key, style in (("reward", "-"), ("eval_reward", "--")):
@@ -83,10 +81,7 @@ def plot_rewards(curves: dict[str, list[dict[str, float]]], path: Path) -> Path 
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean reward")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def section(steps: Sequence[Step], store: Path, run_dir: Path) -> list[str]:
