@@ -96,6 +96,10 @@ class ResponsesConfig(StageConfig):
     """Also stop each answer at the end of its first code block, and its tests at the end of theirs (then ask
     for the tests with continue_for_tests). Not the method's: for a small model that, after its code, repeats
     itself until max_tokens, which costs most of the stage's tokens and drops the sample as truncated."""
+    tests_call_solution: bool = False
+    """With continue_for_tests, start the asked-for tests with a call of the answer's function
+    (``assert name(``), so the model writes what that call returns. Not the method's: a small model asked to
+    go on from a bare ``assert `` mostly asserts literals (``assert 1 == 1``), tests that check nothing."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -103,6 +107,11 @@ class ResponsesConfig(StageConfig):
             raise ConfigError(
                 "stop_at_code_end=true ends every answer before its tests: it needs continue_for_tests=true to ask "
                 "for them"
+            )
+        if self.tests_call_solution and not self.continue_for_tests:
+            raise ConfigError(
+                "tests_call_solution=true shapes the tests that continue_for_tests asks for: it needs "
+                "continue_for_tests=true"
             )
 
 

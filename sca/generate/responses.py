@@ -24,6 +24,8 @@ STAGE = "responses"
 # Where an answer hands over to its tests, as in the few-shot examples.
 TESTS_CUE = "\n</response>\n\n<tests>\nThese checks cover the usual and the edge cases:\n\n```python\nassert "
 FIRST_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n.*?\n[ \t]*```", re.DOTALL)
+# A top-level function of the answer; the last one is the entry point (helpers come before their caller).
+TOP_LEVEL_DEF_RE = re.compile(r"^def[ \t]+(\w+)[ \t]*\(", re.MULTILINE)
 # With stop_at_code_end, generation also stops at a closing fence (the backend drops the stop string itself).
 CODE_END = "\n```\n"
 
@@ -36,7 +38,11 @@ class ResponsesParams:
 
 
 def ask_for_tests(
-    request: Request, k: int, completion: Completion, stopped_at_code_end: bool = False
+    request: Request,
+    k: int,
+    completion: Completion,
+    stopped_at_code_end: bool = False,
+    call_solution: bool = False,
 ) -> Request | None:
     """Continue an answer that ended after its solution without writing tests (``continue_for_tests``).
 
@@ -45,6 +51,7 @@ def ask_for_tests(
     few-shot format, in its own context, so the tests are still its own. A sample cut at max_tokens is
     never continued: it is dropped as truncated, whatever it holds. With ``stopped_at_code_end`` (the
     stage stops at a closing fence), an answer that stopped inside its code block is closed there first.
+    With ``call_solution`` the cue goes on with a call of the answer's function (``tests_call_solution``).
     """
     if completion.finish_reason == "length" or "</response>" in completion.text:
         return None
@@ -56,11 +63,17 @@ def ask_for_tests(
         return None
     return dataclasses.replace(
         request,
-        prefix=request.prefix + text[: block.end()] + TESTS_CUE,
+        prefix=request.prefix + text[: block.end()] + cue_for_tests(block.group(), call_solution),
         n=1,
         seed=(request.seed * 1_000_003 + k + 1) % 2**31,
         max_tokens=min(request.max_tokens, 256),  # tests are short; a rambling model is cut sooner
     )
+
+
+def cue_for_tests(code_block: str, call_solution: bool) -> str:
+    """The cue the tests go on from: the few-shot format's, then the answer's entry point if asked and found."""
+    names = [name for name in TOP_LEVEL_DEF_RE.findall(code_block) if not name.startswith(("test", "_"))]
+    return TESTS_CUE + f"{names[-1]}(" if call_solution and names else TESTS_CUE
 
 
 def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
@@ -73,7 +86,9 @@ def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
     if stage.stop_at_code_end:  # the answer ends with its code; its tests are asked for next (continue_for_tests)
         sampling = dataclasses.replace(sampling, stop=[*sampling.stop, CODE_END])
     if stage.continue_for_tests:
-        follow_up = functools.partial(ask_for_tests, stopped_at_code_end=stage.stop_at_code_end)
+        follow_up = functools.partial(
+            ask_for_tests, stopped_at_code_end=stage.stop_at_code_end, call_solution=stage.tests_call_solution
+        )
     asking = Asking(STAGE, template, llm.chat, sampling, seed, llm, follow_up)
 
     with ctx.journal() as journal:
