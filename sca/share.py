@@ -76,6 +76,22 @@ def hub_id(name: str) -> str | None:
     return name
 
 
+def responses_recipe(cfg: Config) -> str:
+    """How the responses and their tests were asked for and kept, in sentences, where it is not the method's."""
+    r, c = cfg.generate.responses, cfg.curate
+    said = [
+        "Every answer was stopped at the end of its first code block." if r.stop_at_code_end else "",
+        "An answer that ended after its code without tests was asked for them in a second request that continues "
+        "its own text." if r.continue_for_tests else "",
+        "Those tests were started with a call of the answer's function (`assert name(`)."
+        if r.tests_call_solution else "",
+        "Responses whose tests also pass against a stub of the solution (every function returns None) were dropped."
+        if c.require_strong_tests else "",
+    ]  # fmt: skip
+    kept = " ".join(line for line in said if line)
+    return kept or "As the method asks: one request per sample, its tests written unasked."
+
+
 def dataset_card(cfg: Config, report: Report, n_rows: int, tiers: Sequence[str]) -> Any:
     from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -117,6 +133,7 @@ Columns: `messages` (user instruction, assistant response); lineage `seed_id`, `
 
 `{cfg.model.name_or_path}` (chat template: {cfg.model.chat}, dtype {cfg.model.dtype}), backend {g.backend.name}.
 Sampling per stage: {sampling}.
+Responses and tests: {responses_recipe(cfg)}
 
 ## Seed source
 

@@ -218,12 +218,16 @@ def test_case_has_expected_outcome(ran: dict[str, Any], case: str) -> None:
 
 
 def test_timeouts_are_killed_at_the_wall_clock_limit(ran: dict[str, Any]) -> None:
+    # Left alone, each would run for 10**6 s. The slack is for a loaded machine: this is about the kill, not
+    # about how fast the supervisor is (the benches measure that).
     for case in ("01_infinite_loop", "02_sleep_forever", "03_swallow_signals"):
-        assert ran["outcomes"][case].duration_s <= LIMIT + 0.5, case
+        assert ran["outcomes"][case].duration_s < LIMIT + 5, case
 
 
 def test_nondaemon_thread_is_reaped_at_once(ran: dict[str, Any]) -> None:
-    assert ran["outcomes"]["04_nondaemon_thread"].duration_s < 0.5
+    # Its thread sleeps for 10**6 s: a program that waited for it would be killed at the limit, not pass.
+    out = ran["outcomes"]["04_nondaemon_thread"]
+    assert out.verdict == "passed" and out.duration_s < LIMIT, out
 
 
 def test_recursion_never_hangs(ran: dict[str, Any]) -> None:

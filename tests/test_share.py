@@ -123,6 +123,7 @@ def test_dataset_reloads_with_messages_and_lineage_and_cards_say_what_matters(tm
                    "tiers used: B", "## Decontamination", "against ['humaneval', 'mbpp']", "| datasets |",
                    "size_categories:", "n<1K"):  # fmt: skip
         assert needle in card, needle
+    assert "Responses and tests: As the method asks: one request per sample" in card
     model = (share / "hub" / "model" / "README.md").read_text()
     for needle in ("base_model: HuggingFaceTB/SmolLM2-135M-Instruct", "learning rate 1e-05", "lora (r=16",
                    "| base | humaneval | 0.100 | 0.100 [0.018, 0.404] |", "| r0 | humaneval | 0.200 |",
@@ -179,3 +180,18 @@ def test_examples_without_lineage_are_refused(tmp_path: Path) -> None:
 def test_a_malformed_repo_id_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="hub.repo_id='not a repo'"):
         config("hub.repo_id=not a repo")
+
+
+def test_the_dataset_card_names_how_tests_were_asked_for_and_kept(tmp_path: Path) -> None:
+    store, run_dir = tmp_path / "store", tmp_path / "run"
+    ours = (
+        "generate.responses.continue_for_tests=true", "generate.responses.stop_at_code_end=true",
+        "generate.responses.tests_call_solution=true", "sandbox.stub_check=true", "curate.require_strong_tests=true",
+    )  # fmt: skip
+    share = publish(config(*ours), chain(store), store, RESULTS, run_dir)
+    assert share is not None
+    card = (share / "hub" / "dataset" / "README.md").read_text()
+    for needle in ("stopped at the end of its first code block", "asked for them in a second request",
+                   "started with a call of the answer's function", "pass against a stub of the solution"):  # fmt: skip
+        assert needle in card, needle
+    assert "As the method asks" not in card
