@@ -7,7 +7,9 @@ PackageNotFoundError before serving.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +39,9 @@ def start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen[byte
     cmd += ["--host", "127.0.0.1"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        # Its own session: the server's engine runs in a child process, which a kill of the server alone would
+        # leave running (holding its memory) after the test.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -48,14 +52,30 @@ def start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen[byte
         except httpx.TransportError:
             pass
         time.sleep(1)
-    proc.kill()
+    kill(proc)
     pytest.fail(f"vLLM server not ready after 240 s:\n{log.read_text()[-3000:]}")
 
 
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """The server and every process it started (its engine), as when its machine dies."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=30)
+    kill(proc)
+    proc.wait(timeout=30)
+
+
+def group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether any live (not zombie) process is left in the server's process group."""
+    import psutil
+
+    for other in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(other.pid) == proc.pid and other.status() != psutil.STATUS_ZOMBIE:
+                return True
+    return False
 
 
 def llm(model_dir: Path, port: int, retries: int = 2) -> LLMParams:
@@ -84,7 +104,7 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
             for i, out in zip(batch, backend.generate([reqs[i] for i in batch]), strict=True):
                 done[i] = out
 
-    server = start_server(tiny_model_dir, port, log)
+    server = first_server = start_server(tiny_model_dir, port, log)
     try:
         backend = open_backend(llm(tiny_model_dir, port), {})
         run_batches(backend, list(range(8)), 8)
@@ -101,7 +121,7 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
         backend = open_backend(llm(tiny_model_dir, port), {})
 
         # The server dies while a big batch is in flight: the call raises a clear error after its retries.
-        threading.Timer(0.5, server.kill).start()
+        threading.Timer(0.5, kill, args=(server,)).start()
         with pytest.raises(BackendError, match=r"failed 3 times .*re-run to resume"):
             run_batches(backend, list(range(8, 40)), 32)
         assert set(done) == set(range(8))
@@ -118,3 +138,8 @@ def test_real_server_killed_mid_run_then_resumed(tiny_model_dir: Path, tmp_path:
         assert backend.generate([reqs[i] for i in range(8)]) == [first[i] for i in range(8)]
     finally:
         stop(server)
+    # Nothing the servers started outlives the test (their engines held ~1.7 GB each).
+    deadline = time.monotonic() + 30
+    while any(group_alive(s) for s in (first_server, server)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(group_alive(s) for s in (first_server, server))

@@ -44,6 +44,7 @@ def test_tiny_loop_with_rl_runs_sft_then_grpo_then_eval_and_reports_it(
     assert knob.returncode == 0 and ran_steps(knob.stderr) == {"r0/rl", "r0/rl/eval"}
 
 
+@pytest.mark.timeout(3600)  # the default's whole generation (~17 min on 2 cores), then SFT, GRPO and eval
 def test_smollm2_default_with_rl_on_cpu(tmp_path: Path, smollm2_dir: Path) -> None:
     """`python -m sca.main rl.enabled=true` on the embedded default: generation as it is (fewer seeds leave no task
     SmolLM2 solves only sometimes), training, RL and evaluation shrunk."""
