@@ -27,12 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from docs_block import write_block  # noqa: E402
-from generate import TASKS  # noqa: E402
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from generate import TASKS  # noqa: E402  (importing it also sets the vLLM-CPU environment both benches use)
 
 from sca.config import BackendConfig, ModelConfig, SamplingConfig  # noqa: E402
 from sca.generate.batches import Asking, Query, query_rng, request_for  # noqa: E402
