@@ -3,8 +3,9 @@
     python bench/prompt_length.py               # 16 instructions x 4 samples, as the default's I->R stage asks
     python bench/prompt_length.py --no-write    # print only
 
-The requests are built as the responses stage builds them (its template, one few-shot example drawn per
-instruction or none, n=4, T=0.2, 224 tokens, its stop strings) through the vllm backend the stage uses. Each
+The requests are built as the default experiment's responses stage builds them (its composed config: template,
+sampling and stop strings; one few-shot example drawn per instruction, or none) through the vllm backend the
+stage uses; the follow-ups that ask for tests are not part of it. Each
 shape is timed twice per round, prefill alone (max_tokens=1, the prefix cache emptied first) and then the whole
 generation with the prompt cached, so the second figure is decoding. The baseline is the default's shape (one
 example); rounds are interleaved and the figures are medians. Figures go to the ``bench:prompt_length`` block
@@ -28,14 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 from docs_block import write_block  # noqa: E402
 from generate import TASKS  # noqa: E402  (importing it also sets the vLLM-CPU environment both benches use)
+from hydra import compose, initialize_config_dir  # noqa: E402
 
-from sca.config import BackendConfig, ModelConfig, SamplingConfig  # noqa: E402
-from sca.generate.batches import Asking, Query, query_rng, request_for  # noqa: E402
+from sca.config import BackendConfig, ModelConfig, ResponsesConfig, to_config  # noqa: E402
+from sca.generate.batches import Query, query_rng, request_for  # noqa: E402
 from sca.generate.fewshot import load_examples, sample  # noqa: E402
 from sca.generate.prompting import load_template  # noqa: E402
-from sca.generate.responses import CODE_END  # noqa: E402
+from sca.generate.responses import asking_for  # noqa: E402
 from sca.llm.contract import LLMParams, Request  # noqa: E402
 from sca.llm.registry import open_backend  # noqa: E402
+from sca.main import ConfigStore  # noqa: E402, F401 - registers the schema the experiment YAML extends
 from sca.models import EMBEDDED, resolve_model  # noqa: E402
 from sca.progress import console, table  # noqa: E402
 from sca.records import Instruction  # noqa: E402
@@ -44,12 +47,17 @@ MARK = "<!-- bench:prompt_length -->", "<!-- /bench:prompt_length -->"
 SHAPES = {"one few-shot example (default)": 1, "no few-shot example": 0}
 
 
-def stage_requests(llm: LLMParams, shots: int) -> list[Request]:
-    """The I->R requests of the 16 tasks, as the responses stage renders them with ``shots`` examples each."""
-    template = load_template("responses_smollm2.txt")
+def default_stage() -> ResponsesConfig:
+    """The I->R stage of the default experiment, composed as ``python -m sca.main`` composes it."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return to_config(compose("config")).generate.responses
+
+
+def stage_requests(stage: ResponsesConfig, llm: LLMParams, shots: int) -> list[Request]:
+    """The first requests of the 16 tasks, as the responses stage renders them with ``shots`` examples each."""
+    template = load_template(stage.prompt)
     pool = [example.fields() for example in load_examples(template.examples)]
-    sampling = SamplingConfig(temperature=0.2, max_tokens=224, n=4, stop=["<task>", "</task>", CODE_END])
-    asking = Asking("responses", template, llm.chat, sampling, 0, llm)
+    asking = asking_for(stage, template, llm, seed=0)
     instructions = [
         Instruction(id=f"bench{i}", parent_id="", text=text, category="function", difficulty="easy")
         for i, text in enumerate(TASKS)
@@ -72,7 +80,8 @@ def main() -> None:
     llm = LLMParams(BackendConfig(enforce_eager=True, batch_size=64), model_cfg, "", True, args.cache)
     backend = open_backend(llm, {})
     engine = backend.llm  # type: ignore[attr-defined]
-    shaped = {name: stage_requests(llm, shots) for name, shots in SHAPES.items()}
+    stage = default_stage()
+    shaped = {name: stage_requests(stage, llm, shots) for name, shots in SHAPES.items()}
     backend.generate([dataclasses.replace(shaped["no few-shot example"][0], max_tokens=4, n=1)])  # warm-up
 
     prefill: dict[str, list[float]] = {name: [] for name in SHAPES}
@@ -122,8 +131,9 @@ def main() -> None:
             "",
             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
             "SmolLM2-135M-Instruct (embedded), float32, vLLM-CPU eager, one batch; the 16 tasks of "
-            "`bench/generate.py` as instructions, rendered by the responses stage's template, 4 samples each at "
-            f"T=0.2, up to 224 tokens, its stop strings. Medians of {args.rounds} interleaved rounds; prefill "
+            "`bench/generate.py` as instructions, asked as the default's responses stage asks (its template, "
+            f"{stage.sampling.n} samples each at T={stage.sampling.temperature}, up to {stage.sampling.max_tokens} "
+            "tokens, its stop strings). Medians of {args.rounds} interleaved rounds; prefill "
             "is timed alone with the prefix cache emptied, decoding with the prompt cached. Shared machine: the "
             "ratios are the figures to quote.",
             "",

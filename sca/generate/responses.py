@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sca.config import ResponsesConfig
 from sca.generate.batches import Asking, Query, ask_all, pending, query_rng, summary
 from sca.generate.fewshot import load_examples, sample
-from sca.generate.prompting import each_sample, load_template, parse_response
+from sca.generate.prompting import Template, each_sample, load_template, parse_response
 from sca.llm.contract import Completion, LLMParams, Request
 from sca.records import Instruction, Response, make_id
 from sca.step import StepContext
@@ -76,12 +76,8 @@ def cue_for_tests(code_block: str, call_solution: bool) -> str:
     return TESTS_CUE + f"{names[-1]}(" if call_solution and names else TESTS_CUE
 
 
-def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
-    llm, stage, seed = ctx.params.llm, ctx.params.stage, ctx.params.seed
-
-    # 1. The template and the few-shot examples it pins.
-    template = load_template(stage.prompt)  # its content was checked against the step key
-    pool = [example.fields() for example in load_examples(template.examples)]
+def asking_for(stage: ResponsesConfig, template: Template, llm: LLMParams, seed: int) -> Asking:
+    """How the stage asks: its sampling, with the code-end stop and the follow-up for tests its knobs turn on."""
     sampling, follow_up = stage.sampling, None
     if stage.stop_at_code_end:  # the answer ends with its code; its tests are asked for next (continue_for_tests)
         sampling = dataclasses.replace(sampling, stop=[*sampling.stop, CODE_END])
@@ -89,7 +85,16 @@ def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
         follow_up = functools.partial(
             ask_for_tests, stopped_at_code_end=stage.stop_at_code_end, call_solution=stage.tests_call_solution
         )
-    asking = Asking(STAGE, template, llm.chat, sampling, seed, llm, follow_up)
+    return Asking(STAGE, template, llm.chat, sampling, seed, llm, follow_up)
+
+
+def run(ctx: StepContext[ResponsesParams]) -> dict[str, float]:
+    llm, stage, seed = ctx.params.llm, ctx.params.stage, ctx.params.seed
+
+    # 1. The template and the few-shot examples it pins.
+    template = load_template(stage.prompt)  # its content was checked against the step key
+    pool = [example.fields() for example in load_examples(template.examples)]
+    asking = asking_for(stage, template, llm, seed)
 
     with ctx.journal() as journal:
         # 2. One query per instruction left to do, after few-shot examples drawn with its own rng.
